@@ -1,0 +1,72 @@
+"""The ``statekernel`` command line.
+
+Exit codes: 0 nothing wrong, 1 a violation (or a mismatch) was found, 2 a bad spec, target or
+argument (every problem listed). Each subcommand lives in its own private module with a
+``register(subparsers)`` function; :func:`main` wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from statekernel.kernel import SpecError, StatekernelError
+
+from ._target import TargetError, load_spec
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_VIOLATION", "TargetError", "load_spec", "main"]
+
+EXIT_OK = 0
+"""Nothing wrong."""
+EXIT_VIOLATION = 1
+"""A violation, a mismatch or a failed check."""
+EXIT_BAD_INPUT = 2
+"""A bad spec, target or argument."""
+
+# Each name is a private module ``_<name>`` in this package defining ``register(subparsers)``.
+_COMMAND_MODULES = ("lint",)
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="statekernel",
+        description="A formally specified state-machine kernel: lint, explore, fuzz, draw "
+        "and inspect workflow specs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}._{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
+        return int(exc.code or 0)
+    run: Runner = args.run
+    try:
+        return run(args)
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StatekernelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""statekernel.kernel: the pure core.
+
+Declare a workflow as a :class:`Spec` (states, :class:`Transition` rows, :func:`guard` and
+:func:`invariant` predicates); :func:`decide` answers every :class:`Command` with
+:class:`Accepted` or :class:`Rejected`; :func:`plan` adds idempotency for stores. This package
+imports only the standard library and attrs (Hypothesis only inside
+``statekernel.kernel.testing``).
+"""
+
+from ._codec import PayloadError, UnsupportedType, structurer_for, unstructure
+from ._decide import decide
+from ._errors import InvalidIdentifier, Problem, SpecError, StatekernelError
+from ._model import (
+    CODES,
+    Accepted,
+    Actor,
+    AuditRecord,
+    Command,
+    Decision,
+    Message,
+    Rejected,
+    Snapshot,
+)
+from ._plan import MAX_ID_LENGTH, KeyRecord, Plan, check_identifier, plan
+from ._serial import (
+    decision_from_data,
+    decision_to_data,
+    record_from_data,
+    record_to_data,
+    request_fingerprint,
+    snapshot_from_data,
+    snapshot_to_data,
+)
+from ._spec import Effect, Guard, Invariant, Spec, Transition, guard, invariant
+from ._trace import (
+    TRACE_FORMAT,
+    VIOLATION_CODES,
+    ReplayResult,
+    Trace,
+    TraceStep,
+    assert_trace_passes,
+    replay_trace,
+)
+
+__all__ = [
+    "CODES",
+    "MAX_ID_LENGTH",
+    "TRACE_FORMAT",
+    "VIOLATION_CODES",
+    "Accepted",
+    "Actor",
+    "AuditRecord",
+    "Command",
+    "Decision",
+    "Effect",
+    "Guard",
+    "InvalidIdentifier",
+    "Invariant",
+    "KeyRecord",
+    "Message",
+    "PayloadError",
+    "Plan",
+    "Problem",
+    "Rejected",
+    "ReplayResult",
+    "Snapshot",
+    "Spec",
+    "SpecError",
+    "StatekernelError",
+    "Trace",
+    "TraceStep",
+    "Transition",
+    "UnsupportedType",
+    "assert_trace_passes",
+    "check_identifier",
+    "decide",
+    "decision_from_data",
+    "decision_to_data",
+    "guard",
+    "invariant",
+    "plan",
+    "record_from_data",
+    "record_to_data",
+    "replay_trace",
+    "request_fingerprint",
+    "snapshot_from_data",
+    "snapshot_to_data",
+    "structurer_for",
+    "unstructure",
+]

@@ -1,0 +1,355 @@
+"""Strict, type-directed conversion between plain data and attrs classes.
+
+Payloads arrive from the network as plain data (a ``dict`` decoded from JSON, say), and
+contexts travel to and from storage as plain data. Both directions go through here:
+
+- :func:`structurer_for` compiles, once per type, a function that turns plain data into an
+  instance of that type **strictly**: unknown keys, missing keys and wrong types are errors;
+  a ``bool`` is not an ``int``; ``NaN`` and the infinities are not numbers.
+- :func:`unstructure` turns any supported value back into JSON-compatible data.
+
+Supported types: ``int``, ``float``, ``str``, ``bool``, ``None``, ``typing.Any``/``object``,
+``Literal[...]``, unions (``X | None`` included), ``tuple[X, ...]``, ``tuple[X, Y]``,
+``list[X]``, ``frozenset[X]``, ``dict[str, X]``, ``enum.Enum`` subclasses and nested attrs
+classes. Compilation fails with :class:`UnsupportedType` for anything else, which the spec
+reports as a build-time problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "PayloadError",
+    "Structurer",
+    "UnsupportedType",
+    "structurer_for",
+    "unstructure",
+]
+
+Structurer = Callable[[object], Any]
+"""Turns plain data (or an already-typed value) into a value of one type, or raises
+:class:`PayloadError`."""
+
+
+class PayloadError(Exception):
+    """Plain data does not fit a type. ``path`` names the field, ``reason`` says why."""
+
+    def __init__(self, reason: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = path
+
+    def within(self, name: str) -> PayloadError:
+        """The same error, one level further out (``name`` is the enclosing field)."""
+        return PayloadError(self.reason, (name, *self.path))
+
+    @property
+    def field(self) -> str:
+        """The dotted path of the offending field (``""`` for the value itself)."""
+        return ".".join(self.path)
+
+
+class UnsupportedType(TypeError):
+    """A type that the codec cannot convert strictly."""
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+_cache: dict[object, Structurer] = {}
+
+
+def structurer_for(tp: object) -> Structurer:
+    """Compile (and cache) the strict structurer for ``tp``."""
+    try:
+        return _cache[tp]
+    except (KeyError, TypeError):
+        pass
+    fn = _compile(tp)
+    with contextlib.suppress(TypeError):  # unhashable type expressions are not cached
+        _cache[tp] = fn
+    return fn
+
+
+def _compile(tp: object) -> Structurer:
+    if tp is Any or tp is object:
+        return _identity
+    if tp is None or tp is type(None):
+        return _none
+    if tp is bool:
+        return _bool
+    if tp is int:
+        return _int
+    if tp is float:
+        return _float
+    if tp is str:
+        return _str
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum(tp)
+    if isinstance(tp, type) and attrs.has(tp):
+        return _attrs_class(tp)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return _literal(args)
+    if origin is typing.Union or origin is types.UnionType:
+        return _union(args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _sequence(structurer_for(args[0]), tuple, "tuple")
+        if args == ((),):  # tuple[()]
+            return _fixed_tuple(())
+        return _fixed_tuple(tuple(structurer_for(a) for a in args))
+    if origin is list:
+        return _sequence(structurer_for(args[0]) if args else _identity, list, "list")
+    if origin is frozenset:
+        return _sequence(structurer_for(args[0]) if args else _identity, frozenset, "frozenset")
+    if origin in (dict, Mapping):
+        if args and args[0] is not str:
+            raise UnsupportedType(f"mapping keys must be str, not {args[0]!r}")
+        return _mapping(structurer_for(args[1]) if args else _identity)
+    raise UnsupportedType(f"cannot convert values of type {tp!r} strictly")
+
+
+def _identity(value: object) -> object:
+    return value
+
+
+def _none(value: object) -> None:
+    if value is not None:
+        raise PayloadError(f"expected null, got {_describe(value)}")
+    return None
+
+
+def _bool(value: object) -> bool:
+    if value is True or value is False:
+        return value
+    raise PayloadError(f"expected bool, got {_describe(value)}")
+
+
+def _int(value: object) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    raise PayloadError(f"expected int, got {_describe(value)}")
+
+
+def _float(value: object) -> float:
+    if type(value) is float or (isinstance(value, int | float) and not isinstance(value, bool)):
+        f = float(value)
+        if math.isfinite(f):
+            return f
+        raise PayloadError(f"expected a finite number, got {_describe(value)}")
+    raise PayloadError(f"expected float, got {_describe(value)}")
+
+
+def _str(value: object) -> str:
+    if type(value) is str or isinstance(value, str):
+        return str(value)
+    raise PayloadError(f"expected str, got {_describe(value)}")
+
+
+def _enum(cls: type[enum.Enum]) -> Structurer:
+    by_value = {m.value: m for m in cls}
+
+    def structure(value: object) -> enum.Enum:
+        if isinstance(value, cls):
+            return value
+        for v, member in by_value.items():
+            if type(v) is type(value) and v == value:
+                return member
+        allowed = ", ".join(repr(v) for v in by_value)
+        raise PayloadError(f"expected one of {allowed}, got {_describe(value)}")
+
+    return structure
+
+
+def _literal(choices: tuple[object, ...]) -> Structurer:
+    def structure(value: object) -> object:
+        for c in choices:
+            if type(c) is type(value) and c == value:
+                return c
+        allowed = ", ".join(repr(c) for c in choices)
+        raise PayloadError(f"expected one of {allowed}, got {_describe(value)}")
+
+    return structure
+
+
+def _union(args: tuple[object, ...]) -> Structurer:
+    optional = type(None) in args
+    rest = [a for a in args if a is not type(None)]
+    if len(rest) == 1:
+        inner = structurer_for(rest[0])
+
+        def structure_optional(value: object) -> object:
+            if value is None:
+                return None
+            return inner(value)
+
+        return structure_optional
+    members = [structurer_for(a) for a in rest]
+    names = " | ".join(getattr(a, "__name__", repr(a)) for a in args)
+
+    def structure(value: object) -> object:
+        if value is None and optional:
+            return None
+        for member in members:
+            try:
+                return member(value)
+            except PayloadError:
+                continue
+        raise PayloadError(f"expected {names}, got {_describe(value)}")
+
+    return structure
+
+
+def _sequence(item: Structurer, build: Callable[[Any], Any], name: str) -> Structurer:
+    accepts: tuple[type, ...] = (list, tuple)
+    if build is frozenset:
+        accepts = (list, tuple, set, frozenset)
+
+    def structure(value: object) -> object:
+        if not isinstance(value, accepts):
+            raise PayloadError(f"expected {name}, got {_describe(value)}")
+        out = []
+        items: Iterable[object] = value  # type: ignore[assignment]
+        for i, v in enumerate(items):
+            try:
+                out.append(item(v))
+            except PayloadError as exc:
+                raise exc.within(str(i)) from None
+        return build(out)
+
+    return structure
+
+
+def _fixed_tuple(items: tuple[Structurer, ...]) -> Structurer:
+    def structure(value: object) -> tuple[object, ...]:
+        if not isinstance(value, list | tuple):
+            raise PayloadError(f"expected tuple, got {_describe(value)}")
+        if len(value) != len(items):
+            raise PayloadError(f"expected {len(items)} items, got {len(value)}")
+        out = []
+        for i, (s, v) in enumerate(zip(items, value, strict=True)):
+            try:
+                out.append(s(v))
+            except PayloadError as exc:
+                raise exc.within(str(i)) from None
+        return tuple(out)
+
+    return structure
+
+
+def _mapping(item: Structurer) -> Structurer:
+    def structure(value: object) -> dict[str, object]:
+        if not isinstance(value, Mapping):
+            raise PayloadError(f"expected an object, got {_describe(value)}")
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise PayloadError(f"keys must be strings, got {_describe(k)}")
+            try:
+                out[k] = item(v)
+            except PayloadError as exc:
+                raise exc.within(k) from None
+        return out
+
+    return structure
+
+
+def _attrs_class(cls: type) -> Structurer:
+    # Register a placeholder first so self-referencing classes compile.
+    fields_box: list[tuple[str, Structurer, bool]] = []
+
+    def structure(value: object) -> object:
+        if type(value) is dict:
+            data: Mapping[Any, object] = value
+        elif isinstance(value, cls):
+            data = {name: getattr(value, attr) for name, attr in attr_names}
+        elif isinstance(value, Mapping):
+            data = value
+        else:
+            raise PayloadError(
+                f"expected an object with fields {field_list}, got {_describe(value)}"
+            )
+        if not data.keys() <= known:
+            extra = sorted(str(k) for k in data.keys() - known)
+            raise PayloadError("unknown field", (extra[0],))
+        kwargs = {}
+        for name, s, required in fields_box:
+            if name in data:
+                try:
+                    kwargs[name] = s(data[name])
+                except PayloadError as exc:
+                    raise exc.within(name) from None
+            elif required:
+                raise PayloadError("missing", (name,))
+        return cls(**kwargs)
+
+    _cache[cls] = structure
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as exc:
+        del _cache[cls]
+        raise UnsupportedType(
+            f"cannot resolve the field types of {cls.__qualname__}: {exc}"
+        ) from exc
+    attr_names: list[tuple[str, str]] = []
+    try:
+        for a in attrs.fields(cls):
+            if not a.init:
+                continue
+            tp = hints.get(a.name, a.type)
+            if tp is None:
+                raise UnsupportedType(f"field {cls.__qualname__}.{a.name} has no type annotation")
+            required = a.default is attrs.NOTHING
+            fields_box.append((a.alias, structurer_for(tp), required))
+            attr_names.append((a.alias, a.name))
+    except UnsupportedType as exc:
+        del _cache[cls]
+        raise UnsupportedType(f"{cls.__qualname__}: {exc}") from exc
+    known = frozenset(name for name, _, _ in fields_box)
+    field_list = ", ".join(name for name, _, _ in fields_box) or "(none)"
+    return structure
+
+
+def unstructure(value: object) -> Any:
+    """Turn a supported value into JSON-compatible data (dicts, lists, str, int, float, bool,
+    None). attrs instances become dicts keyed by their ``__init__`` argument names."""
+    t = type(value)
+    if t is str or t is int or t is float or t is bool or value is None:
+        return value
+    if attrs.has(t):
+        return {a.alias: unstructure(getattr(value, a.name)) for a in attrs.fields(t) if a.init}
+    if isinstance(value, enum.Enum):
+        return unstructure(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): unstructure(v) for k, v in value.items()}
+    if isinstance(value, frozenset | set):
+        items = [unstructure(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    if isinstance(value, list | tuple):
+        return [unstructure(v) for v in value]
+    if isinstance(value, bool):
+        return bool(value)
+    for base in (int, float, str):
+        if isinstance(value, base):
+            return base(value)
+    raise UnsupportedType(f"cannot turn {t.__qualname__} into plain data")

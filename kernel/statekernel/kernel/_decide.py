@@ -1,0 +1,226 @@
+"""``decide``: the pure, total, deterministic heart of the kernel.
+
+The checks run in this order, and the first that fails names the rejection:
+
+1. ``unknown_event``      the spec has no such event at all;
+2. ``version_conflict``   ``expected_version`` is given and is not the snapshot's version;
+3. ``invalid_transition`` the event exists but not from this state (the message lists the
+                          events allowed here);
+4. ``forbidden``          the transition declares roles and the actor holds none of them
+                          (or there is no actor);
+5. ``invalid_payload``    the payload does not fit the transition's payload type;
+6. ``guard_rejected``     a guard returned ``False``;
+7. ``invariant_violated`` the new snapshot would break an invariant;
+8. ``spec_fault``         user code (guard, update, invariant, effect, payload class) raised or
+                          returned the wrong type.
+
+When several transitions share ``(state, event)``, each is tried in declaration order through
+steps 4-6; the first that passes fires, and if none does the first one's rejection is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._codec import PayloadError
+from ._model import Accepted, Actor, AuditRecord, Command, Decision, Message, Rejected, Snapshot
+from ._spec import Spec
+
+__all__ = ["decide"]
+
+
+def decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
+    """Decide ``command`` against ``snapshot``: an :class:`Accepted` carrying the new snapshot,
+    its audit record and its effects, or a :class:`Rejected` with a stable code.
+
+    Pure (no I/O, no clock, no randomness), deterministic and total: it never raises, whatever
+    the command holds. Exceptions raised by the spec's own code come back as ``spec_fault``.
+    """
+    try:
+        return _decide(spec, snapshot, command)
+    except Exception as exc:  # a last line of defence: decide never raises
+        return Rejected(
+            "spec_fault",
+            f"unexpected error while deciding: {exc!r}",
+            {"where": "decide", "exception": type(exc).__name__},
+            error=exc,
+        )
+
+
+def _fault(where: str, exc: BaseException | None, message: str) -> Rejected:
+    details: dict[str, Any] = {"where": where}
+    if exc is not None:
+        details["exception"] = type(exc).__name__
+    return Rejected("spec_fault", message, details, error=exc)
+
+
+def _decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
+    event = command.event
+    state = snapshot.state
+    candidates = spec._table.get((state, event)) if type(event) is str else None
+    if candidates is None and (type(event) is not str or event not in spec._events):
+        return Rejected(
+            "unknown_event",
+            f"unknown event {event!r}; {spec.name!r} knows {', '.join(sorted(spec._events))}",
+            {"event": event if type(event) is str else repr(event)},
+        )
+    expected = command.expected_version
+    if expected is not None and (type(expected) is not int or expected != snapshot.version):
+        return Rejected(
+            "version_conflict",
+            f"expected version {expected!r} but the entity is at version {snapshot.version}",
+            {"expected": expected, "actual": snapshot.version},
+        )
+    if candidates is None:
+        allowed = spec._allowed.get(state, ())
+        return Rejected(
+            "invalid_transition",
+            f"{event!r} is not allowed in state {state!r}; allowed here: "
+            + (", ".join(allowed) if allowed else "nothing (final state)"),
+            {"event": event, "state": state, "allowed": list(allowed)},
+        )
+
+    actor = command.actor
+    if actor is not None and not isinstance(actor, Actor):
+        return Rejected(
+            "forbidden", f"actor must be an Actor, got {type(actor).__name__}", {"event": event}
+        )
+    ctx = snapshot.context
+    raw = command.payload
+    first: Rejected | None = None
+    for c in candidates:
+        # roles
+        roles = c.roles
+        if roles and (actor is None or roles.isdisjoint(actor.roles)):
+            if first is None:
+                who = "no actor" if actor is None else f"actor {actor.id!r}"
+                first = Rejected(
+                    "forbidden",
+                    f"{event!r} needs one of the roles {', '.join(sorted(roles))}; {who} holds "
+                    + ("none" if actor is None else (", ".join(sorted(actor.roles)) or "none")),
+                    {"event": event, "roles": sorted(roles)},
+                )
+            continue
+        # payload
+        structure = c.structure
+        if structure is None:
+            if raw is None or (isinstance(raw, Mapping) and not raw):
+                payload = None
+            else:
+                if first is None:
+                    first = Rejected(
+                        "invalid_payload",
+                        f"{event!r} takes no payload, got {type(raw).__name__}",
+                        {"event": event, "field": "", "reason": "this event takes no payload"},
+                    )
+                continue
+        else:
+            try:
+                payload = structure(raw)
+            except PayloadError as exc:
+                if first is None:
+                    field = exc.field
+                    where = f"field {field!r}: " if field else ""
+                    first = Rejected(
+                        "invalid_payload",
+                        f"invalid payload for {event!r}: {where}{exc.reason}",
+                        {"event": event, "field": field, "reason": exc.reason},
+                    )
+                continue
+            except Exception as exc:  # the payload class's own validators said no
+                if first is None:
+                    first = Rejected(
+                        "invalid_payload",
+                        f"invalid payload for {event!r}: {exc}",
+                        {"event": event, "field": "", "reason": str(exc)},
+                    )
+                continue
+        # guards
+        failed = None
+        for g in c.guards:
+            try:
+                ok = g.fn(ctx, payload)
+            except Exception as exc:
+                return _fault(f"guard {g.name}", exc, f"guard {g.name!r} raised {exc!r}")
+            if ok is not True:
+                if ok is not False:
+                    return _fault(
+                        f"guard {g.name}", None, f"guard {g.name!r} returned {ok!r}, not a bool"
+                    )
+                failed = g
+                break
+        if failed is not None:
+            if first is None:
+                desc = f" ({failed.description})" if failed.description else ""
+                first = Rejected(
+                    "guard_rejected",
+                    f"guard {failed.name!r} rejected {event!r} in state {state!r}{desc}",
+                    {"event": event, "guard": failed.name, "description": failed.description},
+                )
+            continue
+        return _fire(spec, snapshot, command, c, payload, actor)
+    assert first is not None
+    return first
+
+
+def _fire(
+    spec: Spec, snapshot: Snapshot, command: Command, c: Any, payload: Any, actor: Actor | None
+) -> Decision:
+    ctx = snapshot.context
+    event = command.event
+    update = c.update
+    if update is not None:
+        try:
+            new_ctx = update(ctx, payload)
+        except Exception as exc:
+            return _fault("update", exc, f"the update of {event!r} raised {exc!r}")
+        if type(new_ctx) is not spec.context and not isinstance(new_ctx, spec.context):
+            return _fault(
+                "update",
+                None,
+                f"the update of {event!r} returned {type(new_ctx).__name__}, "
+                f"not {spec.context.__name__}",
+            )
+    else:
+        new_ctx = ctx
+    target = c.target
+    for inv in spec.invariants:
+        try:
+            ok = inv.fn(target, new_ctx)
+        except Exception as exc:
+            return _fault(f"invariant {inv.name}", exc, f"invariant {inv.name!r} raised {exc!r}")
+        if ok is not True:
+            if ok is not False:
+                return _fault(
+                    f"invariant {inv.name}", None, f"invariant {inv.name!r} returned {ok!r}"
+                )
+            return Rejected(
+                "invariant_violated",
+                f"{event!r} from {snapshot.state!r} to {target!r} would break invariant "
+                f"{inv.name!r}" + (f" ({inv.description})" if inv.description else ""),
+                {"event": event, "invariant": inv.name, "description": inv.description},
+            )
+    effects: tuple[Message, ...] = ()
+    if c.effects:
+        built = []
+        for e in c.effects:
+            if e.build is None:
+                built.append(Message(e.name, {}))
+                continue
+            try:
+                data = e.build(new_ctx, payload)
+            except Exception as exc:
+                return _fault(f"effect {e.name}", exc, f"effect {e.name!r} raised {exc!r}")
+            if not isinstance(data, Mapping):
+                return _fault(
+                    f"effect {e.name}", None, f"effect {e.name!r} built {type(data).__name__}"
+                )
+            built.append(Message(e.name, dict(data)))
+        effects = tuple(built)
+    version = snapshot.version + 1
+    return Accepted(
+        Snapshot(target, new_ctx, version),
+        AuditRecord(version, event, payload, actor, snapshot.state, target, command.at),
+        effects,
+    )

@@ -1,0 +1,472 @@
+"""Everything that affects the state machine lives here: the spec as data.
+
+A :class:`Spec` is built from states, :class:`Transition` rows, :func:`guard` and
+:func:`invariant` predicates. Building it validates the whole definition and reports every
+problem at once in a :class:`~statekernel.kernel.SpecError`; a spec that exists is well
+formed. Building also compiles lookup tables so that ``decide`` never searches.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._codec import PayloadError, Structurer, UnsupportedType, structurer_for
+from ._errors import Problem, SpecError
+from ._model import Snapshot
+
+__all__ = ["Effect", "Guard", "Invariant", "Spec", "Transition", "guard", "invariant"]
+
+
+def _first_paragraph(doc: str | None) -> str:
+    if not doc:
+        return ""
+    return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__name__", None) or type(fn).__name__)
+
+
+@attrs.frozen(repr=False)
+class Guard:
+    """A named, documented predicate ``(ctx, payload) -> bool`` that must hold for a transition
+    to fire. Make one with the :func:`guard` decorator; the docstring is its description, shown
+    in rejections, docs and diagrams."""
+
+    fn: Callable[[Any, Any], bool]
+    name: str = attrs.field(default="")
+    description: str = attrs.field(default="")
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", _name_of(self.fn))
+        if not self.description:
+            object.__setattr__(self, "description", _first_paragraph(self.fn.__doc__))
+
+    def __call__(self, ctx: Any, payload: Any) -> bool:
+        return self.fn(ctx, payload)
+
+    def negated(self) -> Guard:
+        """The guard that holds exactly when this one does not (named ``not <name>``)."""
+        fn = self.fn
+
+        def negation(ctx: Any, payload: Any) -> bool:
+            return not fn(ctx, payload)
+
+        desc = f"Not: {self.description}" if self.description else ""
+        return Guard(negation, name=f"not {self.name}", description=desc)
+
+    def __repr__(self) -> str:
+        return f"<guard {self.name}>"
+
+
+@attrs.frozen(repr=False)
+class Invariant:
+    """A named, documented predicate ``(state, ctx) -> bool`` that every snapshot of the spec
+    must satisfy. Make one with the :func:`invariant` decorator."""
+
+    fn: Callable[[str, Any], bool]
+    name: str = attrs.field(default="")
+    description: str = attrs.field(default="")
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", _name_of(self.fn))
+        if not self.description:
+            object.__setattr__(self, "description", _first_paragraph(self.fn.__doc__))
+
+    def __call__(self, state: str, ctx: Any) -> bool:
+        return self.fn(state, ctx)
+
+    def __repr__(self) -> str:
+        return f"<invariant {self.name}>"
+
+
+def guard(fn: Callable[[Any, Any], bool]) -> Guard:
+    """Decorator: turn ``def name(ctx, payload) -> bool`` into a :class:`Guard`."""
+    return Guard(fn)
+
+
+def invariant(fn: Callable[[str, Any], bool]) -> Invariant:
+    """Decorator: turn ``def name(state, ctx) -> bool`` into an :class:`Invariant`."""
+    return Invariant(fn)
+
+
+@attrs.frozen
+class Effect:
+    """A message a transition emits when it fires, for other systems (email, ledger, queue).
+
+    ``build(ctx, payload)`` returns the message's data from the *new* context and the payload;
+    without it the message carries no data. Accepted decisions return the built messages as
+    data; stores write them to their outbox in the same transaction.
+    """
+
+    name: str
+    build: Callable[[Any, Any], Mapping[str, Any]] | None = None
+
+
+def _tuple_of_str(value: str | Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Transition:
+    """One row of the state table: ``event`` moves an entity from ``source`` to ``target``.
+
+    - ``source``: a state or a list of states.
+    - ``guards``: :class:`Guard` predicates ``(ctx, payload)``; all must hold.
+    - ``update``: ``(ctx, payload) -> ctx``, the new context (default: unchanged).
+    - ``payload``: an attrs class; dict payloads are structured into it strictly. ``None``
+      means the event takes no payload.
+    - ``roles``: the actor must hold one of them; an empty list means anyone may fire it.
+    - ``effects``: :class:`Effect` messages emitted when it fires.
+    - ``examples``: finite sample payloads, used by the explorer.
+    """
+
+    event: str
+    source: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+    target: str
+    guards: tuple[Guard, ...] = attrs.field(default=(), converter=_tuple, kw_only=True)
+    update: Callable[[Any, Any], Any] | None = attrs.field(default=None, kw_only=True)
+    payload: type | None = attrs.field(default=None, kw_only=True)
+    roles: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str, kw_only=True)
+    effects: tuple[Effect, ...] = attrs.field(default=(), converter=_tuple, kw_only=True)
+    examples: tuple[Any, ...] = attrs.field(default=(), converter=_tuple, kw_only=True)
+    description: str = attrs.field(default="", kw_only=True)
+
+    def label(self) -> str:
+        """``event (a, b -> c)``: how problems and tables name this transition."""
+        return f"transition {self.event!r} ({', '.join(self.source)} -> {self.target})"
+
+
+@attrs.frozen(eq=False)
+class _Compiled:
+    """A transition prepared for ``decide``: everything precomputed."""
+
+    transition: Transition
+    index: int
+    structure: Structurer | None
+    roles: frozenset[str]
+    guards: tuple[Guard, ...]
+    update: Callable[[Any, Any], Any] | None
+    effects: tuple[Effect, ...]
+    target: str
+
+
+def _accepts_args(fn: object, count: int) -> str | None:
+    """None when ``fn`` can be called with ``count`` positional arguments, else why not."""
+    if not callable(fn):
+        return f"{fn!r} is not callable"
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None  # builtins without a signature: trust them
+    try:
+        sig.bind(*([None] * count))
+    except TypeError as exc:
+        return f"cannot be called with {count} arguments {sig}: {exc}"
+    return None
+
+
+@attrs.frozen
+class Spec:
+    """A workflow, declared as data.
+
+    Building a spec validates it; every problem is reported at once in a
+    :class:`~statekernel.kernel.SpecError`. Two transitions may share ``(source, event)`` only
+    when guards separate them: they are tried in declaration order, and only the last may be
+    unguarded (the fallback).
+    """
+
+    name: str
+    version: int
+    context: type
+    initial: str
+    states: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
+    final: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    transitions: tuple[Transition, ...] = attrs.field(default=(), converter=_tuple)
+    invariants: tuple[Invariant, ...] = attrs.field(default=(), converter=_tuple)
+    description: str = ""
+
+    _table: Mapping[tuple[str, str], tuple[_Compiled, ...]] = attrs.field(
+        init=False, eq=False, repr=False, factory=dict
+    )
+    _allowed: Mapping[str, tuple[str, ...]] = attrs.field(
+        init=False, eq=False, repr=False, factory=dict
+    )
+    _events: frozenset[str] = attrs.field(init=False, eq=False, repr=False, factory=frozenset)
+    _context_structure: Structurer | None = attrs.field(
+        init=False, eq=False, repr=False, default=None
+    )
+    _payload_types: Mapping[tuple[str, str], type | None] = attrs.field(
+        init=False, eq=False, repr=False, factory=dict
+    )
+
+    def __attrs_post_init__(self) -> None:
+        problems = _validate(self)
+        if problems:
+            raise SpecError(str(self.name), problems)
+        _compile(self)
+
+    # --- public helpers ------------------------------------------------------------------
+
+    def start(self) -> Snapshot:
+        """The snapshot every new entity begins with: the initial state, the default context
+        and version 0."""
+        return Snapshot(self.initial, self.context(), 0)
+
+    @property
+    def events(self) -> frozenset[str]:
+        """Every event name the spec knows."""
+        return self._events
+
+    def allowed_events(self, state: str) -> tuple[str, ...]:
+        """The events that have a transition out of ``state``, sorted."""
+        return self._allowed.get(state, ())
+
+    def candidates(self, state: str, event: str) -> tuple[Transition, ...]:
+        """The transitions ``event`` may take from ``state``, in the order they are tried."""
+        return tuple(c.transition for c in self._table.get((state, event), ()))
+
+    def payload_type(self, state: str, event: str) -> type | None:
+        """The payload type of ``event`` from ``state`` (``None`` if it takes none)."""
+        return self._payload_types.get((state, event))
+
+    def structure_payload(self, state: str, event: str, data: object) -> Any:
+        """Structure plain payload data for ``event`` from ``state`` strictly (raises
+        :class:`~statekernel.kernel.PayloadError` when it does not fit)."""
+        cands = self._table.get((state, event))
+        if not cands or cands[0].structure is None:
+            if data is None or (isinstance(data, Mapping) and not data):
+                return None
+            raise PayloadError("this event takes no payload")
+        return cands[0].structure(data)
+
+    def structure_context(self, data: object) -> Any:
+        """Structure plain context data (as stored) into the context type strictly."""
+        assert self._context_structure is not None
+        return self._context_structure(data)
+
+    def is_final(self, state: str) -> bool:
+        """Whether ``state`` is one of the final states."""
+        return state in self.final
+
+
+def _validate(spec: Spec) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(culprit: str, message: str) -> None:
+        problems.append(Problem(culprit, message))
+
+    if not isinstance(spec.name, str) or not spec.name:
+        add("spec name", f"must be a non-empty string, got {spec.name!r}")
+    if not isinstance(spec.version, int) or isinstance(spec.version, bool) or spec.version < 0:
+        add("spec version", f"must be a non-negative int, got {spec.version!r}")
+
+    # context type
+    ctx_ok = False
+    if not (isinstance(spec.context, type) and attrs.has(spec.context)):
+        add("context", f"must be an attrs class, got {spec.context!r}")
+    else:
+        try:
+            structurer_for(spec.context)
+        except UnsupportedType as exc:
+            add(f"context {spec.context.__qualname__}", str(exc))
+        try:
+            default_ctx = spec.context()
+            ctx_ok = True
+        except Exception as exc:
+            add(
+                f"context {spec.context.__qualname__}",
+                f"must be constructible with no arguments (give every field a default): {exc}",
+            )
+        if ctx_ok and attrs.fields(spec.context):
+            first = attrs.fields(spec.context)[0].name
+            try:
+                setattr(default_ctx, first, getattr(default_ctx, first))
+                add(
+                    f"context {spec.context.__qualname__}",
+                    "must be frozen (use @attrs.frozen) so snapshots cannot change behind the "
+                    "kernel's back",
+                )
+            except attrs.exceptions.FrozenInstanceError:
+                pass
+
+    # states
+    seen: set[str] = set()
+    for s in spec.states:
+        if not isinstance(s, str) or not s:
+            add(f"state {s!r}", "state names must be non-empty strings")
+        elif s in seen:
+            add(f"state {s!r}", "declared more than once")
+        seen.add(s)
+    states = set(spec.states)
+    if spec.initial not in states:
+        add(f"initial {spec.initial!r}", f"is not a declared state (states: {sorted(states)})")
+    for f in spec.final:
+        if f not in states:
+            add(f"final state {f!r}", "is not a declared state")
+
+    # transitions
+    by_key: dict[tuple[str, str], list[Transition]] = {}
+    for t in spec.transitions:
+        if not isinstance(t, Transition):
+            add(f"transition {t!r}", "is not a Transition")
+            continue
+        label = t.label()
+        if not isinstance(t.event, str) or not t.event:
+            add(label, "the event name must be a non-empty string")
+        if not t.source:
+            add(label, "has no source state")
+        for s in t.source:
+            if s not in states:
+                add(label, f"unknown source state {s!r}")
+            elif s in spec.final:
+                add(label, f"leaves final state {s!r}; final states have no outgoing transitions")
+        if t.target not in states:
+            add(label, f"unknown target state {t.target!r}")
+        for s in t.source:
+            by_key.setdefault((s, t.event), []).append(t)
+        if t.payload is not None:
+            if not (isinstance(t.payload, type) and attrs.has(t.payload)):
+                add(label, f"payload type {t.payload!r} is not an attrs class")
+            else:
+                try:
+                    structure = structurer_for(t.payload)
+                except UnsupportedType as exc:
+                    add(label, f"payload type: {exc}")
+                else:
+                    for i, ex in enumerate(t.examples):
+                        try:
+                            structure(ex)
+                        except PayloadError as exc:
+                            where = f" field {exc.field!r}" if exc.field else ""
+                            add(label, f"example #{i} does not fit the payload{where}: {exc}")
+        elif t.examples and any(ex is not None for ex in t.examples):
+            add(label, "has payload examples but no payload type")
+        for g in t.guards:
+            if not isinstance(g, Guard):
+                add(
+                    label,
+                    f"guard {getattr(g, '__name__', g)!r} must be decorated with @guard "
+                    "(named and documented)",
+                )
+            else:
+                why = _accepts_args(g.fn, 2)
+                if why:
+                    add(f"{label} guard {g.name!r}", f"a guard takes (ctx, payload); {why}")
+        if t.update is not None:
+            why = _accepts_args(t.update, 2)
+            if why:
+                add(f"{label} update", f"an update takes (ctx, payload); {why}")
+        for e in t.effects:
+            if not isinstance(e, Effect):
+                add(label, f"effect {e!r} must be an Effect")
+            elif e.build is not None:
+                why = _accepts_args(e.build, 2)
+                if why:
+                    add(f"{label} effect {e.name!r}", f"build takes (ctx, payload); {why}")
+        for r in t.roles:
+            if not isinstance(r, str) or not r:
+                add(label, f"role {r!r} must be a non-empty string")
+
+    for (s, event), ts in by_key.items():
+        if len(ts) < 2:
+            continue
+        where = f"event {event!r} from state {s!r}"
+        for t in ts[:-1]:
+            if not t.guards:
+                add(
+                    where,
+                    f"{len(ts)} transitions and an unguarded one ({t.label()}) is not last, so "
+                    "the ones after it can never fire; add guards to separate them",
+                )
+                break
+        guard_sets = [frozenset(g.name for g in t.guards if isinstance(g, Guard)) for t in ts]
+        if len(set(guard_sets)) < len(guard_sets):
+            add(where, "two transitions have the same guards, so nothing separates them")
+        if len({t.payload for t in ts}) > 1:
+            add(where, "transitions sharing a source and an event must share the payload type")
+
+    # invariants
+    for inv in spec.invariants:
+        if not isinstance(inv, Invariant):
+            add(f"invariant {inv!r}", "must be decorated with @invariant (named and documented)")
+            continue
+        why = _accepts_args(inv.fn, 2)
+        if why:
+            add(f"invariant {inv.name!r}", f"an invariant takes (state, ctx); {why}")
+        elif ctx_ok and spec.initial in states:
+            try:
+                ok = inv.fn(spec.initial, spec.context())
+            except Exception as exc:
+                add(f"invariant {inv.name!r}", f"raised on the initial snapshot: {exc!r}")
+            else:
+                if ok is not True:
+                    add(
+                        f"invariant {inv.name!r}", f"does not hold on the initial snapshot ({ok!r})"
+                    )
+
+    # graph shape: reachability and ways out
+    if spec.initial in states:
+        edges: dict[str, set[str]] = {}
+        for t in spec.transitions:
+            if isinstance(t, Transition):
+                for s in t.source:
+                    edges.setdefault(s, set()).add(t.target)
+        reached = {spec.initial}
+        frontier = [spec.initial]
+        while frontier:
+            for nxt in edges.get(frontier.pop(), ()):
+                if nxt not in reached:
+                    reached.add(nxt)
+                    frontier.append(nxt)
+        for s in spec.states:
+            if isinstance(s, str) and s not in reached:
+                add(f"state {s!r}", f"is unreachable from the initial state {spec.initial!r}")
+        for s in spec.states:
+            if s not in spec.final and not edges.get(s):
+                add(
+                    f"state {s!r}",
+                    "is not final and has no outgoing transition (a dead end); "
+                    "add a transition out or declare it final",
+                )
+    return problems
+
+
+def _compile(spec: Spec) -> None:
+    table: dict[tuple[str, str], list[_Compiled]] = {}
+    for i, t in enumerate(spec.transitions):
+        compiled = _Compiled(
+            transition=t,
+            index=i,
+            structure=structurer_for(t.payload) if t.payload is not None else None,
+            roles=frozenset(t.roles),
+            guards=t.guards,
+            update=t.update,
+            effects=t.effects,
+            target=t.target,
+        )
+        for s in t.source:
+            table.setdefault((s, t.event), []).append(compiled)
+    frozen_table = {k: tuple(v) for k, v in table.items()}
+    allowed: dict[str, set[str]] = {}
+    for s, e in frozen_table:
+        allowed.setdefault(s, set()).add(e)
+    object.__setattr__(spec, "_table", frozen_table)
+    object.__setattr__(spec, "_allowed", {s: tuple(sorted(es)) for s, es in allowed.items()})
+    object.__setattr__(spec, "_events", frozenset(t.event for t in spec.transitions))
+    object.__setattr__(spec, "_context_structure", structurer_for(spec.context))
+    object.__setattr__(
+        spec, "_payload_types", {k: v[0].transition.payload for k, v in frozen_table.items()}
+    )
