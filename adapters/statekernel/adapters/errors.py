@@ -1,0 +1,59 @@
+"""The stores' typed errors: one root, a few subclasses, each also the builtin users expect.
+
+Driver exceptions (``sqlite3.Error``, ``psycopg.Error``) never escape a store raw: each store
+translates them in one place and chains the original (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+from statekernel.kernel import StatekernelError
+
+__all__ = [
+    "CommitOutcomeUnknown",
+    "SchemaMismatch",
+    "StoreBusy",
+    "StoreCorrupt",
+    "StoreDataError",
+    "StoreError",
+    "StoreReadOnly",
+    "StoreUnavailable",
+]
+
+
+class StoreError(StatekernelError):
+    """Root of every error a store raises on purpose. Nothing was written unless a subclass
+    says otherwise."""
+
+
+class StoreBusy(StoreError, TimeoutError):
+    """The database stayed locked (or kept failing serialization) past the store's limit.
+    Nothing was written; the command may be retried with the same idempotency key."""
+
+
+class StoreUnavailable(StoreError, ConnectionError):
+    """The database cannot be reached or the connection broke before the write committed.
+    Nothing was written."""
+
+
+class CommitOutcomeUnknown(StoreUnavailable):
+    """The connection broke during COMMIT and the store could not find out whether the write
+    landed. Retry with the same idempotency key: the store answers from the key record if it
+    did."""
+
+
+class SchemaMismatch(StoreError):
+    """The database holds data of another spec, another spec version, or a schema this
+    version of statekernel does not know. Nothing was written."""
+
+
+class StoreCorrupt(StoreError):
+    """The database file is not a database, or failed its integrity check."""
+
+
+class StoreReadOnly(StoreError, PermissionError):
+    """The database cannot be written (read-only file, folder or connection)."""
+
+
+class StoreDataError(StoreError, ValueError):
+    """A value cannot be stored as plain data (a context or effect holding a type the codec
+    does not know), or stored data no longer fits the spec's types. Nothing was written."""

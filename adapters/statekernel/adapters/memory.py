@@ -1,0 +1,98 @@
+"""``MemoryStore``: the in-process reference store.
+
+It follows the store contract exactly, with plain dictionaries under one lock, so the other
+stores can be tested against it and users can test their code without a database. It keeps
+everything across :meth:`MemoryStore.reopen` (a process-local "crash" loses nothing that was
+acknowledged, as a durable store must).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+
+from statekernel.kernel import (
+    AuditRecord,
+    Command,
+    Decision,
+    KeyRecord,
+    Snapshot,
+    Spec,
+    check_identifier,
+    plan,
+)
+
+from .base import OutboxEntry, stamp, utcnow
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """An in-memory store for ``spec``. Thread-safe; every ``handle`` is atomic."""
+
+    def __init__(self, spec: Spec, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.spec = spec
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, Snapshot] = {}
+        self._history: dict[str, list[AuditRecord]] = {}
+        self._keys: dict[str, KeyRecord] = {}
+        self._outbox: list[OutboxEntry] = []
+
+    def handle(
+        self, entity: str, command: Command, *, idempotency_key: str | None = None
+    ) -> Decision:
+        """Decide ``command`` on ``entity`` and apply the plan atomically."""
+        with self._lock:
+            stored = self._keys.get(idempotency_key) if type(idempotency_key) is str else None
+            p = plan(
+                self.spec,
+                entity,
+                self._snapshots.get(entity) if type(entity) is str else None,
+                stamp(command, self._clock()),
+                idempotency_key,
+                stored,
+            )
+            if p.snapshot is not None and p.record is not None:
+                self._snapshots[entity] = p.snapshot
+                self._history.setdefault(entity, []).append(p.record)
+                for m in p.outbox:
+                    self._outbox.append(
+                        OutboxEntry(len(self._outbox) + 1, entity, p.record.version, m.name, m.data)
+                    )
+            if p.key_record is not None:
+                self._keys[p.key_record.key] = p.key_record
+            return p.decision
+
+    def get(self, entity: str) -> Snapshot | None:
+        """The entity's snapshot, or ``None``."""
+        check_identifier("entity id", entity)
+        return self._snapshots.get(entity)
+
+    def history(self, entity: str) -> Sequence[AuditRecord]:
+        """The entity's audit records, oldest first."""
+        check_identifier("entity id", entity)
+        return tuple(self._history.get(entity, ()))
+
+    def entities(self) -> Iterator[str]:
+        """Every entity id with a snapshot, sorted."""
+        return iter(sorted(self._snapshots))
+
+    def outbox(self, *, after: int = 0, limit: int = 100) -> Sequence[OutboxEntry]:
+        """Outbox rows with ``id > after``, oldest first."""
+        return tuple(e for e in self._outbox if e.id > after)[:limit]
+
+    def purge_keys(self, older_than: datetime) -> int:
+        """Forget key records first answered before ``older_than``."""
+        with self._lock:
+            old = [k for k, r in self._keys.items() if r.at is not None and r.at < older_than]
+            for k in old:
+                del self._keys[k]
+            return len(old)
+
+    def reopen(self) -> None:
+        """A simulated restart: nothing acknowledged is lost."""
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,44 @@
+"""The store conformance fixtures: every test that takes ``make_store`` runs once per store.
+
+``make_store(spec)`` returns a fresh, empty store bound to ``spec``. Stores register their
+factory in ``STORE_FACTORIES``; a PostgreSQL factory asks for the ``pg_dsn`` fixture, so it
+skips or fails by the rule in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from statekernel.adapters.memory import MemoryStore
+from statekernel.kernel import Spec
+
+StoreFactory = Callable[[Spec], Any]
+
+
+def _memory(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
+    return MemoryStore
+
+
+# name -> builder(request, tmp_path) -> factory(spec) -> store
+STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Any], StoreFactory]] = {
+    "memory": _memory,
+}
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+def make_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[StoreFactory]:
+    """A factory for fresh stores of one kind; closes what it made at teardown."""
+    build = STORE_FACTORIES[request.param](request, tmp_path)
+    made: list[Any] = []
+
+    def factory(spec: Spec) -> Any:
+        store = build(spec)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()

@@ -1,0 +1,171 @@
+"""The store contract, once for every store (see ``make_store`` in conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from statekernel.kernel import Accepted, Actor, Command, InvalidIdentifier, Rejected
+
+from .ledger import SPEC, Deposit, Ledger, Money
+
+AUDITOR = Actor("ada", roles=["auditor"])
+
+
+def deposit(cents: int, **extra: Any) -> Command:
+    return Command("deposit", {"amount": {"cents": cents}, **extra})
+
+
+def test_new_entity_starts_at_initial_state(make_store: Any) -> None:
+    store = make_store(SPEC)
+    assert store.get("acct-1") is None
+    assert list(store.history("acct-1")) == []
+    d = store.handle("acct-1", deposit(5))
+    assert isinstance(d, Accepted)
+    snap = store.get("acct-1")
+    assert snap == d.snapshot
+    assert (snap.state, snap.version, snap.context.balance) == ("open", 1, 5)
+    assert list(store.entities()) == ["acct-1"]
+
+
+def test_history_records_every_accepted_command_in_order(make_store: Any) -> None:
+    store = make_store(SPEC)
+    store.handle("a", deposit(10, note="first", tags=["x", "y"]))
+    store.handle("a", Command("withdraw", {"cents": 3}))
+    assert store.handle("a", Command("withdraw", {"cents": 300})).code == "guard_rejected"
+    store.handle("a", Command("freeze", actor=AUDITOR))
+    hist = list(store.history("a"))
+    assert [(r.version, r.event, r.from_state, r.to_state) for r in hist] == [
+        (1, "deposit", "open", "open"),
+        (2, "withdraw", "open", "open"),
+        (3, "freeze", "open", "frozen"),
+    ]
+    assert hist[0].payload == Deposit(Money(10), note="first", tags=("x", "y"))
+    assert hist[2].actor == AUDITOR
+    assert all(r.at is not None for r in hist)
+
+
+def test_context_round_trips_exactly(make_store: Any) -> None:
+    store = make_store(SPEC)
+    big = 2**70
+    store.handle("a", Command("deposit", {"amount": {"cents": big, "currency": "USD"}}))
+    store.handle("a", deposit(1, note=None, tags=("t",)))
+    expected = Ledger(
+        balance=big + 1, entries=(Money(big, "USD"), Money(1)), note=None, tags=("t",)
+    )
+    assert store.get("a").context == expected
+
+
+def test_rejection_writes_nothing(make_store: Any) -> None:
+    store = make_store(SPEC)
+    store.handle("a", deposit(5))
+    before = (store.get("a"), list(store.history("a")), list(store.outbox()))
+    for cmd in [
+        Command("nope"),
+        Command("thaw", actor=AUDITOR),
+        Command("freeze"),
+        Command("withdraw", {"cents": "1"}),
+        Command("withdraw", {"cents": 6}),
+        deposit(1, unknown=1),
+    ]:
+        assert isinstance(store.handle("a", cmd), Rejected)
+    assert (store.get("a"), list(store.history("a")), list(store.outbox())) == before
+
+
+def test_retry_with_same_key_returns_first_answer_and_writes_once(make_store: Any) -> None:
+    store = make_store(SPEC)
+    first = store.handle("a", deposit(5), idempotency_key="k1")
+    again = store.handle("a", deposit(5), idempotency_key="k1")
+    assert first == again
+    assert store.get("a").context.balance == 5
+    assert len(store.history("a")) == 1
+    assert store.history("a")[0].idempotency_key == "k1"
+    assert len(store.outbox()) == 1
+
+
+def test_retry_after_entity_moved_on_still_gets_first_answer(make_store: Any) -> None:
+    """The key lookup precedes the version check."""
+    store = make_store(SPEC)
+    first = store.handle(
+        "a", Command("deposit", {"amount": {"cents": 5}}, expected_version=0), idempotency_key="k1"
+    )
+    store.handle("a", deposit(7))
+    again = store.handle(
+        "a", Command("deposit", {"amount": {"cents": 5}}, expected_version=0), idempotency_key="k1"
+    )
+    assert first == again and isinstance(again, Accepted)
+    assert store.get("a").context.balance == 12
+
+
+def test_rejections_are_remembered_under_their_key(make_store: Any) -> None:
+    store = make_store(SPEC)
+    first = store.handle("a", Command("withdraw", {"cents": 5}), idempotency_key="k")
+    assert first.code == "guard_rejected"
+    store.handle("a", deposit(10))
+    assert store.handle("a", Command("withdraw", {"cents": 5}), idempotency_key="k") == first
+    assert store.get("a").context.balance == 10
+
+
+def test_same_key_different_request_is_a_mismatch(make_store: Any) -> None:
+    store = make_store(SPEC)
+    store.handle("a", deposit(5), idempotency_key="k1")
+    for entity, cmd in [
+        ("a", deposit(6)),
+        ("b", deposit(5)),
+        ("a", attrs.evolve(deposit(5), actor=AUDITOR)),
+    ]:
+        d = store.handle(entity, cmd, idempotency_key="k1")
+        assert isinstance(d, Rejected) and d.code == "idempotency_mismatch"
+    assert store.get("a").context.balance == 5
+    assert store.get("b") is None
+
+
+def test_stale_expected_version_is_a_conflict(make_store: Any) -> None:
+    store = make_store(SPEC)
+    assert store.handle(
+        "a", Command("deposit", {"amount": {"cents": 1}}, expected_version=0)
+    ).accepted
+    d = store.handle("a", Command("deposit", {"amount": {"cents": 1}}, expected_version=0))
+    assert isinstance(d, Rejected) and d.code == "version_conflict"
+    assert store.get("a").version == 1
+
+
+def test_outbox_holds_effects_of_accepted_transitions(make_store: Any) -> None:
+    store = make_store(SPEC)
+    store.handle("a", deposit(5))
+    store.handle("a", Command("withdraw", {"cents": 1}))
+    store.handle("b", deposit(9))
+    rows = list(store.outbox())
+    assert [(r.entity, r.version, r.name, dict(r.data)) for r in rows] == [
+        ("a", 1, "ledger.deposited", {"cents": 5}),
+        ("b", 1, "ledger.deposited", {"cents": 9}),
+    ]
+    assert rows[0].id < rows[1].id
+    assert list(store.outbox(after=rows[0].id)) == rows[1:]
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 256, 42, None, b"a", "a\nb"])
+def test_bad_entity_ids_are_typed_errors(make_store: Any, bad: object) -> None:
+    store = make_store(SPEC)
+    with pytest.raises(InvalidIdentifier):
+        store.handle(bad, deposit(1))
+    with pytest.raises(InvalidIdentifier):
+        store.handle("a", deposit(1), idempotency_key=bad if bad is not None else "")
+    assert list(store.entities()) == []
+
+
+def test_purge_keys_forgets_old_keys_only(make_store: Any) -> None:
+    from datetime import UTC, datetime
+
+    store = make_store(SPEC)
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    new = datetime(2030, 1, 1, tzinfo=UTC)
+    store.handle("a", attrs.evolve(deposit(1), at=old), idempotency_key="old")
+    store.handle("a", attrs.evolve(deposit(2), at=new), idempotency_key="new")
+    assert store.purge_keys(datetime(2025, 1, 1, tzinfo=UTC)) == 1
+    # the purged key is a fresh request again; the kept one still replays
+    assert store.handle("a", attrs.evolve(deposit(1), at=new), idempotency_key="old").accepted
+    assert store.handle("a", deposit(2), idempotency_key="new").snapshot.version == 2
+    assert store.get("a").context.balance == 4
