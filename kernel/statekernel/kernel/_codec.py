@@ -158,7 +158,9 @@ def _float(value: object) -> float:
 
 
 def _str(value: object) -> str:
-    if type(value) is str or isinstance(value, str):
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
         return str(value)
     raise PayloadError(f"expected str, got {_describe(value)}")
 
@@ -271,60 +273,129 @@ def _mapping(item: Structurer) -> Structurer:
     return structure
 
 
+_FAST_CHECKS: dict[object, str] = {
+    int: "type({v}) is int",
+    str: "type({v}) is str",
+    bool: "{v} is True or {v} is False",
+}
+"""Inline checks that let the common case skip a function call (float has none: NaN)."""
+
+
 def _attrs_class(cls: type) -> Structurer:
-    # Register a placeholder first so self-referencing classes compile.
-    fields_box: list[tuple[str, Structurer, bool]] = []
+    # A trampoline stands in the cache while the fields compile, so that a class whose fields
+    # refer back to it (directly or not) compiles too.
+    compiled: list[Structurer] = []
 
-    def structure(value: object) -> object:
-        if type(value) is dict:
-            data: Mapping[Any, object] = value
-        elif isinstance(value, cls):
-            data = {name: getattr(value, attr) for name, attr in attr_names}
-        elif isinstance(value, Mapping):
-            data = value
-        else:
-            raise PayloadError(
-                f"expected an object with fields {field_list}, got {_describe(value)}"
-            )
-        if not data.keys() <= known:
-            extra = sorted(str(k) for k in data.keys() - known)
-            raise PayloadError("unknown field", (extra[0],))
-        kwargs = {}
-        for name, s, required in fields_box:
-            if name in data:
-                try:
-                    kwargs[name] = s(data[name])
-                except PayloadError as exc:
-                    raise exc.within(name) from None
-            elif required:
-                raise PayloadError("missing", (name,))
-        return cls(**kwargs)
+    def trampoline(value: object) -> object:
+        return compiled[0](value)
 
-    _cache[cls] = structure
+    _cache[cls] = trampoline
+    try:
+        fn = _generate_attrs_structurer(cls)
+    except BaseException:
+        del _cache[cls]
+        raise
+    compiled.append(fn)
+    _cache[cls] = fn
+    return fn
+
+
+def _generate_attrs_structurer(cls: type) -> Structurer:
+    """Generate straight-line code for one attrs class: no loops over fields, no kwargs dict
+    when every field is required, inline checks for the common primitive types."""
     try:
         hints = typing.get_type_hints(cls)
     except Exception as exc:
-        del _cache[cls]
         raise UnsupportedType(
             f"cannot resolve the field types of {cls.__qualname__}: {exc}"
         ) from exc
-    attr_names: list[tuple[str, str]] = []
-    try:
-        for a in attrs.fields(cls):
-            if not a.init:
-                continue
-            tp = hints.get(a.name, a.type)
-            if tp is None:
-                raise UnsupportedType(f"field {cls.__qualname__}.{a.name} has no type annotation")
-            required = a.default is attrs.NOTHING
-            fields_box.append((a.alias, structurer_for(tp), required))
-            attr_names.append((a.alias, a.name))
-    except UnsupportedType as exc:
-        del _cache[cls]
-        raise UnsupportedType(f"{cls.__qualname__}: {exc}") from exc
-    known = frozenset(name for name, _, _ in fields_box)
-    field_list = ", ".join(name for name, _, _ in fields_box) or "(none)"
-    return structure
+    fields: list[tuple[str, str, object, bool]] = []  # (alias, attribute name, type, required)
+    for a in attrs.fields(cls):
+        if not a.init:
+            continue
+        tp = hints.get(a.name, a.type)
+        if tp is None:
+            raise UnsupportedType(f"field {cls.__qualname__}.{a.name} has no type annotation")
+        fields.append((a.alias, a.name, tp, a.default is attrs.NOTHING))
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "PayloadError": PayloadError,
+        "known": frozenset(alias for alias, _, _, _ in fields),
+    }
+    for i, (alias, _, tp, _) in enumerate(fields):
+        try:
+            namespace[f"s{i}"] = structurer_for(tp)
+        except UnsupportedType as exc:
+            raise UnsupportedType(f"{cls.__qualname__}.{alias}: {exc}") from exc
+    field_list = ", ".join(alias for alias, _, _, _ in fields) or "(none)"
+    attr_names = [(alias, name) for alias, name, _, _ in fields]
+
+    def coerce(value: object) -> Mapping[Any, object]:
+        if isinstance(value, cls):
+            return {alias: getattr(value, name) for alias, name in attr_names}
+        if isinstance(value, Mapping):
+            return value
+        raise PayloadError(f"expected an object with fields {field_list}, got {_describe(value)}")
+
+    def unknown(data: Mapping[Any, object]) -> None:
+        extra = sorted(str(k) for k in data.keys() - namespace["known"])
+        raise PayloadError("unknown field", (extra[0],))
+
+    namespace["coerce"] = coerce
+    namespace["unknown"] = unknown
+    all_required = all(required for _, _, _, required in fields)
+    lines = [
+        "def structure(value):",
+        "    data = value if type(value) is dict else coerce(value)",
+        "    for k in data:",
+        "        if k not in known:",
+        "            unknown(data)",
+    ]
+    if not all_required:
+        lines.append("    kw = {}")
+    for i, (alias, _, tp, required) in enumerate(fields):
+        key = repr(alias)
+        v = f"v{i}"
+        fast = _FAST_CHECKS.get(tp)
+        body: list[str] = []
+        if fast is not None:
+            body += [
+                f"if not ({fast.format(v=v)}):",
+                "    try:",
+                f"        {v} = s{i}({v})",
+                "    except PayloadError as exc:",
+                f"        raise exc.within({key}) from None",
+            ]
+        else:
+            body += [
+                "try:",
+                f"    {v} = s{i}({v})",
+                "except PayloadError as exc:",
+                f"    raise exc.within({key}) from None",
+            ]
+        if required:
+            lines += [
+                "    try:",
+                f"        {v} = data[{key}]",
+                "    except KeyError:",
+                f"        raise PayloadError('missing', ({key},)) from None",
+            ]
+            lines += ["    " + b for b in body]
+            if not all_required:
+                lines.append(f"    kw[{key}] = {v}")
+        else:
+            lines.append(f"    if {key} in data:")
+            lines.append(f"        {v} = data[{key}]")
+            lines += ["        " + b for b in body]
+            lines.append(f"        kw[{key}] = {v}")
+    if all_required:
+        args = ", ".join(f"{alias}=v{i}" for i, (alias, _, _, _) in enumerate(fields))
+        lines.append(f"    return cls({args})")
+    else:
+        lines.append("    return cls(**kw)")
+    exec("\n".join(lines), namespace)
+    fn: Structurer = namespace["structure"]
+    return fn
 
 
 def unstructure(value: object) -> Any:

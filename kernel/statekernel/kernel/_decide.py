@@ -24,8 +24,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._codec import PayloadError
-from ._model import Accepted, Actor, AuditRecord, Command, Decision, Message, Rejected, Snapshot
-from ._spec import Spec
+from ._model import (
+    Actor,
+    Command,
+    Decision,
+    Message,
+    Rejected,
+    Snapshot,
+    make_accepted,
+    make_record,
+    make_snapshot,
+)
+from ._spec import Effect, Spec
 
 __all__ = ["decide"]
 
@@ -38,7 +48,113 @@ def decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
     the command holds. Exceptions raised by the spec's own code come back as ``spec_fault``.
     """
     try:
-        return _decide(spec, snapshot, command)
+        event = command.event
+        state = snapshot.state
+        candidates = spec._table.get((state, event)) if type(event) is str else None
+        expected = command.expected_version
+        if candidates is None or expected is not None:
+            early = _precheck(spec, snapshot, command, candidates)
+            if early is not None:
+                return early
+            assert candidates is not None
+        actor = command.actor
+        if actor is not None and type(actor) is not Actor and not isinstance(actor, Actor):
+            return Rejected(
+                "forbidden", f"actor must be an Actor, got {type(actor).__name__}", {"event": event}
+            )
+        ctx = snapshot.context
+        raw = command.payload
+        first: Rejected | None = None
+        for c in candidates:
+            roles = c.roles
+            if roles and (actor is None or roles.isdisjoint(actor.roles)):
+                if first is None:
+                    first = _forbidden(event, roles, actor)
+                continue
+            structure = c.structure
+            if structure is None:
+                if raw is None or (isinstance(raw, Mapping) and not raw):
+                    payload = None
+                else:
+                    if first is None:
+                        first = Rejected(
+                            "invalid_payload",
+                            f"{event!r} takes no payload, got {type(raw).__name__}",
+                            {"event": event, "field": "", "reason": "this event takes no payload"},
+                        )
+                    continue
+            else:
+                try:
+                    payload = structure(raw)
+                except PayloadError as exc:
+                    if first is None:
+                        first = _invalid_payload(event, exc.field, exc.reason)
+                    continue
+                except Exception as exc:  # the payload class's own validators said no
+                    if first is None:
+                        first = _invalid_payload(event, "", str(exc))
+                    continue
+            failed = None
+            for g in c.guards:
+                try:
+                    ok = g.fn(ctx, payload)
+                except Exception as exc:
+                    return _fault(f"guard {g.name}", exc, f"guard {g.name!r} raised {exc!r}")
+                if ok is not True:
+                    if ok is not False:
+                        return _fault(
+                            f"guard {g.name}", None, f"guard {g.name!r} returned {ok!r}, not a bool"
+                        )
+                    failed = g
+                    break
+            if failed is not None:
+                if first is None:
+                    desc = f" ({failed.description})" if failed.description else ""
+                    first = Rejected(
+                        "guard_rejected",
+                        f"guard {failed.name!r} rejected {event!r} in state {state!r}{desc}",
+                        {"event": event, "guard": failed.name, "description": failed.description},
+                    )
+                continue
+            # The transition fires: update, invariants, effects, the new snapshot.
+            update = c.update
+            if update is not None:
+                try:
+                    new_ctx = update(ctx, payload)
+                except Exception as exc:
+                    return _fault("update", exc, f"the update of {event!r} raised {exc!r}")
+                if type(new_ctx) is not spec.context and not isinstance(new_ctx, spec.context):
+                    return _fault(
+                        "update",
+                        None,
+                        f"the update of {event!r} returned {type(new_ctx).__name__}, "
+                        f"not {spec.context.__name__}",
+                    )
+            else:
+                new_ctx = ctx
+            target = c.target
+            for inv in spec.invariants:
+                try:
+                    ok = inv.fn(target, new_ctx)
+                except Exception as exc:
+                    return _fault(
+                        f"invariant {inv.name}", exc, f"invariant {inv.name!r} raised {exc!r}"
+                    )
+                if ok is not True:
+                    return _broken(inv, ok, event, state, target)
+            effects: tuple[Message, ...] | Rejected = (
+                _build_effects(c.effects, new_ctx, payload) if c.effects else ()
+            )
+            if type(effects) is Rejected:
+                return effects
+            version = snapshot.version + 1
+            return make_accepted(  # type: ignore[no-any-return]
+                make_snapshot(target, new_ctx, version),
+                make_record(version, event, payload, actor, state, target, command.at, None),
+                effects,
+            )
+        assert first is not None
+        return first
     except Exception as exc:  # a last line of defence: decide never raises
         return Rejected(
             "spec_fault",
@@ -48,17 +164,13 @@ def decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
         )
 
 
-def _fault(where: str, exc: BaseException | None, message: str) -> Rejected:
-    details: dict[str, Any] = {"where": where}
-    if exc is not None:
-        details["exception"] = type(exc).__name__
-    return Rejected("spec_fault", message, details, error=exc)
-
-
-def _decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
+def _precheck(
+    spec: Spec, snapshot: Snapshot, command: Command, candidates: object
+) -> Rejected | None:
+    """The rare paths, kept out of the hot one: unknown event, stale version, no transition
+    from this state."""
     event = command.event
     state = snapshot.state
-    candidates = spec._table.get((state, event)) if type(event) is str else None
     if candidates is None and (type(event) is not str or event not in spec._events):
         return Rejected(
             "unknown_event",
@@ -80,147 +192,61 @@ def _decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
             + (", ".join(allowed) if allowed else "nothing (final state)"),
             {"event": event, "state": state, "allowed": list(allowed)},
         )
-
-    actor = command.actor
-    if actor is not None and not isinstance(actor, Actor):
-        return Rejected(
-            "forbidden", f"actor must be an Actor, got {type(actor).__name__}", {"event": event}
-        )
-    ctx = snapshot.context
-    raw = command.payload
-    first: Rejected | None = None
-    for c in candidates:
-        # roles
-        roles = c.roles
-        if roles and (actor is None or roles.isdisjoint(actor.roles)):
-            if first is None:
-                who = "no actor" if actor is None else f"actor {actor.id!r}"
-                first = Rejected(
-                    "forbidden",
-                    f"{event!r} needs one of the roles {', '.join(sorted(roles))}; {who} holds "
-                    + ("none" if actor is None else (", ".join(sorted(actor.roles)) or "none")),
-                    {"event": event, "roles": sorted(roles)},
-                )
-            continue
-        # payload
-        structure = c.structure
-        if structure is None:
-            if raw is None or (isinstance(raw, Mapping) and not raw):
-                payload = None
-            else:
-                if first is None:
-                    first = Rejected(
-                        "invalid_payload",
-                        f"{event!r} takes no payload, got {type(raw).__name__}",
-                        {"event": event, "field": "", "reason": "this event takes no payload"},
-                    )
-                continue
-        else:
-            try:
-                payload = structure(raw)
-            except PayloadError as exc:
-                if first is None:
-                    field = exc.field
-                    where = f"field {field!r}: " if field else ""
-                    first = Rejected(
-                        "invalid_payload",
-                        f"invalid payload for {event!r}: {where}{exc.reason}",
-                        {"event": event, "field": field, "reason": exc.reason},
-                    )
-                continue
-            except Exception as exc:  # the payload class's own validators said no
-                if first is None:
-                    first = Rejected(
-                        "invalid_payload",
-                        f"invalid payload for {event!r}: {exc}",
-                        {"event": event, "field": "", "reason": str(exc)},
-                    )
-                continue
-        # guards
-        failed = None
-        for g in c.guards:
-            try:
-                ok = g.fn(ctx, payload)
-            except Exception as exc:
-                return _fault(f"guard {g.name}", exc, f"guard {g.name!r} raised {exc!r}")
-            if ok is not True:
-                if ok is not False:
-                    return _fault(
-                        f"guard {g.name}", None, f"guard {g.name!r} returned {ok!r}, not a bool"
-                    )
-                failed = g
-                break
-        if failed is not None:
-            if first is None:
-                desc = f" ({failed.description})" if failed.description else ""
-                first = Rejected(
-                    "guard_rejected",
-                    f"guard {failed.name!r} rejected {event!r} in state {state!r}{desc}",
-                    {"event": event, "guard": failed.name, "description": failed.description},
-                )
-            continue
-        return _fire(spec, snapshot, command, c, payload, actor)
-    assert first is not None
-    return first
+    return None
 
 
-def _fire(
-    spec: Spec, snapshot: Snapshot, command: Command, c: Any, payload: Any, actor: Actor | None
-) -> Decision:
-    ctx = snapshot.context
-    event = command.event
-    update = c.update
-    if update is not None:
-        try:
-            new_ctx = update(ctx, payload)
-        except Exception as exc:
-            return _fault("update", exc, f"the update of {event!r} raised {exc!r}")
-        if type(new_ctx) is not spec.context and not isinstance(new_ctx, spec.context):
-            return _fault(
-                "update",
-                None,
-                f"the update of {event!r} returned {type(new_ctx).__name__}, "
-                f"not {spec.context.__name__}",
-            )
-    else:
-        new_ctx = ctx
-    target = c.target
-    for inv in spec.invariants:
-        try:
-            ok = inv.fn(target, new_ctx)
-        except Exception as exc:
-            return _fault(f"invariant {inv.name}", exc, f"invariant {inv.name!r} raised {exc!r}")
-        if ok is not True:
-            if ok is not False:
-                return _fault(
-                    f"invariant {inv.name}", None, f"invariant {inv.name!r} returned {ok!r}"
-                )
-            return Rejected(
-                "invariant_violated",
-                f"{event!r} from {snapshot.state!r} to {target!r} would break invariant "
-                f"{inv.name!r}" + (f" ({inv.description})" if inv.description else ""),
-                {"event": event, "invariant": inv.name, "description": inv.description},
-            )
-    effects: tuple[Message, ...] = ()
-    if c.effects:
-        built = []
-        for e in c.effects:
-            if e.build is None:
-                built.append(Message(e.name, {}))
-                continue
-            try:
-                data = e.build(new_ctx, payload)
-            except Exception as exc:
-                return _fault(f"effect {e.name}", exc, f"effect {e.name!r} raised {exc!r}")
-            if not isinstance(data, Mapping):
-                return _fault(
-                    f"effect {e.name}", None, f"effect {e.name!r} built {type(data).__name__}"
-                )
-            built.append(Message(e.name, dict(data)))
-        effects = tuple(built)
-    version = snapshot.version + 1
-    return Accepted(
-        Snapshot(target, new_ctx, version),
-        AuditRecord(version, event, payload, actor, snapshot.state, target, command.at),
-        effects,
+def _forbidden(event: str, roles: frozenset[str], actor: Actor | None) -> Rejected:
+    who = "no actor" if actor is None else f"actor {actor.id!r}"
+    held = "none" if actor is None else (", ".join(sorted(actor.roles)) or "none")
+    return Rejected(
+        "forbidden",
+        f"{event!r} needs one of the roles {', '.join(sorted(roles))}; {who} holds {held}",
+        {"event": event, "roles": sorted(roles)},
     )
+
+
+def _invalid_payload(event: str, field: str, reason: str) -> Rejected:
+    where = f"field {field!r}: " if field else ""
+    return Rejected(
+        "invalid_payload",
+        f"invalid payload for {event!r}: {where}{reason}",
+        {"event": event, "field": field, "reason": reason},
+    )
+
+
+def _fault(where: str, exc: BaseException | None, message: str) -> Rejected:
+    details: dict[str, Any] = {"where": where}
+    if exc is not None:
+        details["exception"] = type(exc).__name__
+    return Rejected("spec_fault", message, details, error=exc)
+
+
+def _broken(inv: Any, ok: object, event: str, state: str, target: str) -> Rejected:
+    if ok is not False:
+        return _fault(f"invariant {inv.name}", None, f"invariant {inv.name!r} returned {ok!r}")
+    return Rejected(
+        "invariant_violated",
+        f"{event!r} from {state!r} to {target!r} would break invariant {inv.name!r}"
+        + (f" ({inv.description})" if inv.description else ""),
+        {"event": event, "invariant": inv.name, "description": inv.description},
+    )
+
+
+def _build_effects(
+    declared: tuple[Effect, ...], ctx: Any, payload: Any
+) -> tuple[Message, ...] | Rejected:
+    built = []
+    for e in declared:
+        if e.build is None:
+            built.append(Message(e.name, {}))
+            continue
+        try:
+            data = e.build(ctx, payload)
+        except Exception as exc:
+            return _fault(f"effect {e.name}", exc, f"effect {e.name!r} raised {exc!r}")
+        if not isinstance(data, Mapping):
+            return _fault(
+                f"effect {e.name}", None, f"effect {e.name!r} built {type(data).__name__}"
+            )
+        built.append(Message(e.name, dict(data)))
+    return tuple(built)

@@ -140,3 +140,27 @@ class Rejected:
 
 Decision = Accepted | Rejected
 """What :func:`~statekernel.kernel.decide` returns."""
+
+
+def _fast_constructor(cls: type, names: tuple[str, ...]) -> Any:
+    """A positional constructor for a frozen, slotted attrs class that fills the slots
+    directly, skipping attrs' per-field ``object.__setattr__`` dance. Only for the kernel's
+    hot path, with arguments already known to be right; the result is an ordinary instance
+    (equal, hashable and immutable like any other)."""
+    assert tuple(a.name for a in attrs.fields(cls)) == names
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    lines = [f"def make({', '.join(names)}):", "    o = new(cls)"]
+    for i, name in enumerate(names):
+        namespace[f"set{i}"] = cls.__dict__[name].__set__
+        lines.append(f"    set{i}(o, {name})")
+    lines.append("    return o")
+    exec("\n".join(lines), namespace)
+    return namespace["make"]
+
+
+make_snapshot = _fast_constructor(Snapshot, ("state", "context", "version"))
+make_record = _fast_constructor(
+    AuditRecord,
+    ("version", "event", "payload", "actor", "from_state", "to_state", "at", "idempotency_key"),
+)
+make_accepted = _fast_constructor(Accepted, ("snapshot", "record", "effects"))

@@ -1,0 +1,204 @@
+"""Building a spec validates it and reports every problem at once, naming each culprit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from statekernel.kernel import Spec, SpecError, Transition, guard, invariant
+
+from .example import SPEC, Application
+
+
+@attrs.frozen
+class Ctx:
+    n: int = 0
+
+
+@guard
+def ok(ctx: Ctx, p: object) -> bool:
+    """Always."""
+    return True
+
+
+def build(**overrides: Any) -> Spec:
+    base: dict[str, Any] = {
+        "name": "s",
+        "version": 1,
+        "context": Ctx,
+        "initial": "a",
+        "states": ["a", "b"],
+        "final": ["b"],
+        "transitions": [Transition("go", "a", "b")],
+    }
+    base.update(overrides)
+    return Spec(**base)
+
+
+def problems(**overrides: Any) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        build(**overrides)
+    assert isinstance(info.value, ValueError)  # users can catch the builtin too
+    return [str(p) for p in info.value.problems]
+
+
+def one(needle: str, **overrides: Any) -> str:
+    found = [p for p in problems(**overrides) if needle in p]
+    assert found, (needle, problems(**overrides))
+    return found[0]
+
+
+def test_a_valid_spec_builds() -> None:
+    spec = build()
+    assert spec.start().state == "a" and spec.events == frozenset({"go"})
+
+
+def test_reference_example_builds() -> None:
+    assert SPEC.allowed_events("draft") == ("attach", "submit")
+
+
+def test_initial_not_a_state() -> None:
+    assert one("initial 'z'", initial="z").endswith("is not a declared state (states: ['a', 'b'])")
+
+
+def test_unknown_source_and_target() -> None:
+    ps = problems(transitions=[Transition("go", "a", "b"), Transition("x", "q", "r")])
+    assert any("unknown source state 'q'" in p for p in ps)
+    assert any("unknown target state 'r'" in p for p in ps)
+
+
+def test_duplicate_states() -> None:
+    assert "declared more than once" in one("state 'a'", states=["a", "a", "b"])
+
+
+def test_unreachable_state() -> None:
+    msg = one("unreachable", states=["a", "b", "c"], final=["b", "c"])
+    assert msg.startswith("state 'c'")
+
+
+def test_dead_end_non_final_state() -> None:
+    msg = one("dead end", states=["a", "b"], final=[])
+    assert msg.startswith("state 'b'")
+
+
+def test_final_state_with_outgoing_transition() -> None:
+    ps = problems(transitions=[Transition("go", "a", "b"), Transition("back", "b", "a")])
+    assert any("leaves final state 'b'" in p for p in ps)
+
+
+def test_same_source_and_event_without_guards() -> None:
+    ps = problems(
+        states=["a", "b", "c"],
+        final=["b", "c"],
+        transitions=[Transition("go", "a", "b"), Transition("go", "a", "c")],
+    )
+    assert any("event 'go' from state 'a'" in p and "can never fire" in p for p in ps)
+
+
+def test_guarded_first_and_unguarded_fallback_is_fine() -> None:
+    spec = build(
+        states=["a", "b", "c"],
+        final=["b", "c"],
+        transitions=[Transition("go", "a", "b", guards=[ok]), Transition("go", "a", "c")],
+    )
+    assert len(spec.candidates("a", "go")) == 2
+
+
+def test_payload_not_attrs() -> None:
+    assert "is not an attrs class" in one(
+        "payload type", transitions=[Transition("go", "a", "b", payload=dict)]
+    )
+
+
+def test_payload_with_unsupported_field_type() -> None:
+    @attrs.frozen
+    class P:
+        when: complex
+
+    assert "complex" in one("payload type", transitions=[Transition("go", "a", "b", payload=P)])
+
+
+def test_example_that_does_not_fit_its_payload() -> None:
+    @attrs.frozen
+    class P:
+        n: int
+
+    msg = one(
+        "example #1",
+        transitions=[Transition("go", "a", "b", payload=P, examples=[{"n": 1}, {"n": "x"}])],
+    )
+    assert "field 'n'" in msg
+
+
+def test_lambda_guard_is_refused() -> None:
+    msg = one(
+        "must be decorated with @guard",
+        transitions=[
+            Transition("go", "a", "b", guards=[lambda c, p: True])  # type: ignore[list-item]
+        ],
+    )
+    assert "'<lambda>'" in msg
+
+
+@pytest.mark.parametrize(
+    "transition",
+    [
+        Transition("go", "a", "b", guards=[guard(lambda c: True)]),  # type: ignore[arg-type]
+        Transition("go", "a", "b", update=lambda c: c),  # type: ignore[arg-type, misc]
+        Transition("go", "a", "b", update=42),  # type: ignore[arg-type]
+    ],
+)
+def test_callables_with_wrong_arity_are_refused(transition: Transition) -> None:
+    msg = one("takes (ctx, payload)", transitions=[transition])
+    assert "transition 'go' (a -> b)" in msg
+
+
+def test_invariant_arity_and_initial_snapshot() -> None:
+    @invariant
+    def never(state: str, ctx: Ctx) -> bool:
+        """Never holds."""
+        return False
+
+    assert "does not hold on the initial snapshot" in one("invariant 'never'", invariants=[never])
+    bad = invariant(lambda s: True)  # type: ignore[arg-type, misc]
+    assert "takes (state, ctx)" in one("invariant '<lambda>'", invariants=[bad])
+
+
+def test_context_must_be_frozen_attrs_with_defaults() -> None:
+    @attrs.define
+    class Mutable:
+        n: int = 0
+
+    @attrs.frozen
+    class NoDefault:
+        n: int
+
+    assert "attrs.frozen" in one("Mutable: must be frozen", context=Mutable)
+    assert "no arguments" in one("NoDefault: must be constructible", context=NoDefault)
+    assert "must be an attrs class" in one("context", context=dict)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    ps = problems(
+        initial="z",
+        states=["a", "a", "b"],
+        transitions=[Transition("go", "a", "q"), Transition("x", "b", "a")],
+        context=dict,
+    )
+    assert len(ps) >= 5
+    text = str(SpecError("s", []))
+    assert "0 problem(s)" in text
+
+
+def test_spec_error_message_lists_problems_one_per_line() -> None:
+    with pytest.raises(SpecError) as info:
+        build(initial="z", states=["a", "b", "b"])
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"spec 's' has {len(info.value.problems)} problem(s):"
+    assert all(line.startswith("  - ") for line in lines[1:])
+
+
+def test_context_type_of_example_is_application() -> None:
+    assert SPEC.start().context == Application()
