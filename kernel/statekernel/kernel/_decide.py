@@ -32,8 +32,6 @@ from ._model import (
     Rejected,
     Snapshot,
     make_accepted,
-    make_record,
-    make_snapshot,
 )
 from ._spec import Effect, Spec
 
@@ -147,10 +145,15 @@ def decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
             )
             if type(effects) is Rejected:
                 return effects
-            version = snapshot.version + 1
             return make_accepted(  # type: ignore[no-any-return]
-                make_snapshot(target, new_ctx, version),
-                make_record(version, event, payload, actor, state, target, command.at, None),
+                target,
+                new_ctx,
+                snapshot.version + 1,
+                event,
+                payload,
+                actor,
+                state,
+                command.at,
                 effects,
             )
         assert first is not None

@@ -142,25 +142,45 @@ Decision = Accepted | Rejected
 """What :func:`~statekernel.kernel.decide` returns."""
 
 
-def _fast_constructor(cls: type, names: tuple[str, ...]) -> Any:
-    """A positional constructor for a frozen, slotted attrs class that fills the slots
-    directly, skipping attrs' per-field ``object.__setattr__`` dance. Only for the kernel's
-    hot path, with arguments already known to be right; the result is an ordinary instance
-    (equal, hashable and immutable like any other)."""
-    assert tuple(a.name for a in attrs.fields(cls)) == names
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    lines = [f"def make({', '.join(names)}):", "    o = new(cls)"]
-    for i, name in enumerate(names):
-        namespace[f"set{i}"] = cls.__dict__[name].__set__
-        lines.append(f"    set{i}(o, {name})")
-    lines.append("    return o")
+def _accepted_builder() -> Any:
+    """One function that builds an :class:`Accepted` with its snapshot and audit record in a
+    single call (the kernel's hot path), filling the slots directly."""
+    namespace: dict[str, Any] = {"new": object.__new__}
+    parts = {
+        "snap": (Snapshot, ("state", "context", "version")),
+        "rec": (
+            AuditRecord,
+            (
+                "version",
+                "event",
+                "payload",
+                "actor",
+                "from_state",
+                "to_state",
+                "at",
+                "idempotency_key",
+            ),
+        ),
+        "acc": (Accepted, ("snapshot", "record", "effects")),
+    }
+    values = {
+        "snap": ("target", "context", "version"),
+        "rec": ("version", "event", "payload", "actor", "source", "target", "at", "None"),
+        "acc": ("snap", "rec", "effects"),
+    }
+    lines = ["def make(target, context, version, event, payload, actor, source, at, effects):"]
+    for var, (cls, names) in parts.items():
+        assert tuple(a.name for a in attrs.fields(cls)) == names
+        namespace[f"{var}_cls"] = cls
+        lines.append(f"    {var} = new({var}_cls)")
+        for name, value in zip(names, values[var], strict=True):
+            namespace[f"{var}_{name}"] = cls.__dict__[name].__set__
+            lines.append(f"    {var}_{name}({var}, {value})")
+    lines.append("    return acc")
     exec("\n".join(lines), namespace)
     return namespace["make"]
 
 
-make_snapshot = _fast_constructor(Snapshot, ("state", "context", "version"))
-make_record = _fast_constructor(
-    AuditRecord,
-    ("version", "event", "payload", "actor", "from_state", "to_state", "at", "idempotency_key"),
-)
-make_accepted = _fast_constructor(Accepted, ("snapshot", "record", "effects"))
+make_accepted = _accepted_builder()
+"""``make_accepted(target, context, version, event, payload, actor, source, at, effects)``:
+the :class:`Accepted` of a transition from ``source`` to ``target``, without a key."""
