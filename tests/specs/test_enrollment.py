@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import attrs
 import pytest
@@ -22,7 +22,7 @@ from statekernel.specs.enrollment import (
     Verify,
 )
 
-Walk = Callable[[Spec, Sequence[int]], list[Snapshot]]
+Walk = Callable[[Spec, st.DataObject], list[Snapshot]]
 
 
 def send(snap: Snapshot, event: str, payload: object = None, role: str | None = None) -> Decision:
@@ -329,7 +329,9 @@ def test_an_unguarded_update_that_skips_verification_is_caught() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(picks=st.lists(st.integers(min_value=0), max_size=40))
-def test_random_example_commands_never_break_the_spec(random_walk: Walk, picks: list[int]) -> None:
-    snapshots = random_walk(SPEC, picks)
+@given(data=st.data())
+def test_random_example_commands_never_break_the_spec(
+    random_walk: Walk, data: st.DataObject
+) -> None:
+    snapshots = random_walk(SPEC, data)
     assert all(s.state in SPEC.states for s in snapshots)
