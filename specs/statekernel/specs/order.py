@@ -322,8 +322,8 @@ def total_matches_lines(state: str, ctx: Order) -> bool:
 
 @invariant
 def shipped_has_tracking(state: str, ctx: Order) -> bool:
-    """Shipped and delivered orders, and only those, have a tracking number."""
-    return (state in ("shipped", "delivered")) == (ctx.tracking is not None)
+    """Shipped and delivered orders, and only those, have a (non-empty) tracking number."""
+    return (state in ("shipped", "delivered")) == bool(ctx.tracking)
 
 
 @invariant
