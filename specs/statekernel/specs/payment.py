@@ -263,8 +263,10 @@ def voided_captured_nothing(state: str, ctx: PaymentIntent) -> bool:
 
 @invariant
 def refund_state_matches_amounts(state: str, ctx: PaymentIntent) -> bool:
-    """``refunded`` means every captured cent was refunded, ``charged_back`` that every one was
-    refunded or charged back; only captured payments have refunds or chargebacks."""
+    """Refunded means every captured cent went back, charged back that every captured cent
+    went back by refund or chargeback; a succeeded or disputed payment still keeps some.
+
+    Only captured payments have refunds, and only charged-back ones have chargebacks."""
     if (ctx.charged_back > 0) != (state == "charged_back"):
         return False
     if state == "refunded":
@@ -278,8 +280,11 @@ def refund_state_matches_amounts(state: str, ctx: PaymentIntent) -> bool:
 
 @invariant
 def state_matches_amounts(state: str, ctx: PaymentIntent) -> bool:
-    """Each state agrees with the amounts: nothing moves before authorization, ``authorized``
-    has captured nothing, ``partially_captured`` some but not all, ``failed`` says why."""
+    """Each state agrees with the amounts and the dispute count.
+
+    Nothing moves before authorization; an authorized payment has captured nothing, a
+    partially captured one some but not all; a failed one says why; a disputed one counts
+    its dispute."""
     if state in ("requires_authorization", "failed"):
         moved = ctx.authorized or ctx.captured or ctx.released or ctx.refunded
         return not moved and (state == "failed") == (ctx.decline_reason is not None)
