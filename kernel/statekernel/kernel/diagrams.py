@@ -32,7 +32,7 @@ from typing import Final, Literal
 import attrs
 
 from ._errors import StatekernelError
-from ._spec import Spec, Transition
+from ._spec import Invariant, Spec, Transition
 from ._trace import VIOLATION_CODES, Trace
 
 __all__ = [
@@ -328,7 +328,9 @@ def to_mermaid(spec: Spec, *, highlight: Highlight | None = None) -> str:
     if spec.invariants:
         lines.append(f"    note left of {ids[spec.initial]}")
         lines.append("        Invariants")
-        lines.extend(f"        {_mermaid_text(_invariant_line(inv))}" for inv in spec.invariants)
+        lines.extend(
+            f"        {_mermaid_text(_invariant_line(inv))}" for inv in _sorted_invariants(spec)
+        )
         lines.append("    end note")
     if highlight is not None:
         visited = sorted(ids[s] for s in highlight.states if s in ids)
@@ -347,10 +349,13 @@ def to_mermaid(spec: Spec, *, highlight: Highlight | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _invariant_line(inv: object) -> str:
-    name = str(getattr(inv, "name", inv))
-    desc = str(getattr(inv, "description", ""))
-    return f"{name}: {desc}" if desc else name
+def _sorted_invariants(spec: Spec) -> list[Invariant]:
+    return sorted(spec.invariants, key=lambda inv: inv.name)
+
+
+def _invariant_line(inv: Invariant) -> str:
+    """``name: description``, as every format lists an invariant."""
+    return f"{inv.name}: {inv.description}" if inv.description else inv.name
 
 
 # --- Graphviz DOT --------------------------------------------------------------------------
@@ -426,7 +431,7 @@ def to_dot(spec: Spec, *, highlight: Highlight | None = None) -> str:
         lines.append(f"    {_dot_string(s)} -> {_dot_string(end)}")
     if spec.invariants:
         body = "Invariants\\l" + "".join(
-            _dot_string(_invariant_line(inv))[1:-1] + "\\l" for inv in spec.invariants
+            _dot_string(_invariant_line(inv))[1:-1] + "\\l" for inv in _sorted_invariants(spec)
         )
         lines.append(f'    {_dot_string(legend)} [shape=note, fontsize=10, label="{body}"]')
     lines.append("}")
@@ -477,9 +482,9 @@ def to_plantuml(spec: Spec, *, highlight: Highlight | None = None) -> str:
     for s in sorted(spec.states):
         colour = ""
         if highlight is not None and s in failed_sources:
-            colour = f" {_FAIL_FILL};line:{_FAIL_COLOUR};line.bold"
+            colour = f" {_FAIL_FILL}##[bold]{_FAIL_COLOUR[1:]}"
         elif highlight is not None and s in highlight.states:
-            colour = f" {_PATH_FILL};line:{_PATH_COLOUR};line.bold"
+            colour = f" {_PATH_FILL}##[bold]{_PATH_COLOUR[1:]}"
         lines.append(f'state "{_plantuml_text(s)}" as {ids[s]}{colour}')
     lines.append(f"[*] --> {ids[spec.initial]}")
     for e in edges(spec):
@@ -495,7 +500,7 @@ def to_plantuml(spec: Spec, *, highlight: Highlight | None = None) -> str:
     if spec.invariants:
         lines.append("legend right")
         lines.append("Invariants")
-        lines.extend(_plantuml_text(_invariant_line(inv)) for inv in spec.invariants)
+        lines.extend(_plantuml_text(_invariant_line(inv)) for inv in _sorted_invariants(spec))
         lines.append("endlegend")
     lines.append("@enduml")
     return "\n".join(lines) + "\n"
