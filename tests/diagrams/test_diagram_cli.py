@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from diagram_specimens import ENROLLMENT, walk_trace
 
 from statekernel.adapters.cli import main
 from statekernel.kernel import Trace
 from statekernel.kernel.diagrams import FORMATS, highlight_trace, render
 from statekernel.kernel.docs import index_page, page_filename, spec_page
 
-TARGET = "diagram_specimens:ENROLLMENT"
-OTHER = "diagram_specimens:AWKWARD"
+from .diagram_specimens import ENROLLMENT, walk_trace
+
+TARGET = "tests.diagrams.diagram_specimens:ENROLLMENT"
+OTHER = "tests.diagrams.diagram_specimens:AWKWARD"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -61,12 +62,12 @@ def test_a_bad_trace_file_exits_2(
 
 def test_diagram_rejects_an_unknown_format_and_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diagram", TARGET, "--format", "svg"]) == 2
-    assert main(["diagram", "diagram_specimens:NOPE"]) == 2
+    assert main(["diagram", "tests.diagrams.diagram_specimens:NOPE"]) == 2
     assert "NOPE" in capsys.readouterr().err
 
 
 def test_docs_writes_a_page_per_spec_and_an_index(tmp_path: Path) -> None:
-    from diagram_specimens import AWKWARD
+    from .diagram_specimens import AWKWARD
 
     out = tmp_path / "specs"
     assert main(["docs", TARGET, OTHER, "-o", str(out)]) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import attrs
 import pytest
-from diagram_specimens import AWKWARD, ENROLLMENT, all_specs, walk_trace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,8 @@ from statekernel.kernel.diagrams import (
     highlight_trace,
     render,
 )
+
+from .diagram_specimens import AWKWARD, ENROLLMENT, all_specs, walk_trace
 
 SPECS = all_specs()
 

@@ -14,16 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    SVG,
-    mermaid_decode,
-    parse_mermaid,
-    plantuml_errors,
-    render_dot,
-    render_plantuml,
-    svg_texts,
-)
-from diagram_specimens import all_specs, walk_trace
 
 from statekernel.kernel import Spec
 from statekernel.kernel.diagrams import (
@@ -33,6 +23,17 @@ from statekernel.kernel.diagrams import (
     to_dot,
     to_mermaid,
     to_plantuml,
+)
+
+from .diagram_specimens import all_specs, walk_trace
+from .renderers import (
+    SVG,
+    mermaid_decode,
+    parse_mermaid,
+    plantuml_errors,
+    render_dot,
+    render_plantuml,
+    svg_texts,
 )
 
 SPECS = all_specs()

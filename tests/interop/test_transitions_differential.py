@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from interop_specimens import all_specs
 from transitions import Machine
 
 from statekernel.adapters.transitions import MachineModel, from_machine, to_machine
 from statekernel.kernel import Actor, Command, Spec, decide
+
+from .interop_specimens import all_specs
 
 SPECS = all_specs()
 

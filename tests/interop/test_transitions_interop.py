@@ -6,8 +6,6 @@ from typing import Any
 
 import attrs
 import pytest
-from interop_specimens import LEDGER, all_specs
-from test_transitions_differential import TICKET_STATES, Ticket, ticket_machine
 from transitions import Machine
 from transitions.extensions import HierarchicalMachine
 from transitions.extensions.markup import MarkupMachine
@@ -20,6 +18,9 @@ from statekernel.adapters.transitions import (
     to_machine,
 )
 from statekernel.kernel import Actor, Command, Snapshot, Spec, SpecError, decide
+
+from .interop_specimens import LEDGER, all_specs
+from .test_transitions_differential import TICKET_STATES, Ticket, ticket_machine
 
 SPECS = all_specs()
 
