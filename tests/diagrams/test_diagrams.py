@@ -1,0 +1,169 @@
+"""The diagram generators as pure functions: what they draw, in which order, and highlighting."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from statekernel.kernel import Spec, Trace, TraceStep
+from statekernel.kernel.diagrams import (
+    FORMATS,
+    TraceMismatch,
+    edges,
+    highlight_trace,
+    render,
+)
+
+from .diagram_specimens import AWKWARD, ENROLLMENT, all_specs, walk_trace
+
+SPECS = all_specs()
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_edges_are_the_spec_table_sorted(name: str) -> None:
+    spec = SPECS[name]
+    drawn = edges(spec)
+    keys = [(e.source, e.event, e.rank) for e in drawn]
+    assert keys == sorted(keys)
+    expected = {
+        (s, t.event, t.target, tuple(g.name for g in t.guards), tuple(sorted(t.roles)))
+        for t in spec.transitions
+        for s in t.source
+    }
+    assert {(e.source, e.event, e.target, e.guards, e.roles) for e in drawn} == expected
+    assert len(drawn) == sum(len(t.source) for t in spec.transitions)
+    for e in drawn:
+        # the rank is the order decide tries rows sharing a source and an event
+        assert spec.candidates(e.source, e.event)[e.rank] is spec.transitions[e.index]
+
+
+def test_edge_label_names_event_guards_and_roles() -> None:
+    by_event = {(e.source, e.event, e.rank): e for e in edges(ENROLLMENT)}
+    submit = by_event[("draft", "submit", 0)]
+    assert submit.label() == "submit [many_documents]"
+    approve = by_event[("submitted", "approve", 0)]
+    assert approve.label() == "approve by admin or reviewer"
+    assert by_event[("draft", "attach", 0)].label() == "attach"
+
+
+def _shuffled(spec: Spec, data: st.DataObject) -> Spec:
+    """The same spec with its lists in another order (rows sharing an event keep theirs)."""
+    events = sorted({t.event for t in spec.transitions})
+    order = data.draw(st.permutations(events))
+    rows = [t for e in order for t in spec.transitions if t.event == e]
+    return attrs.evolve(
+        spec,
+        states=data.draw(st.permutations(spec.states)),
+        final=data.draw(st.permutations(spec.final)),
+        transitions=rows,
+        invariants=data.draw(st.permutations(spec.invariants)),
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data(), name=st.sampled_from(sorted(SPECS)), fmt=st.sampled_from(FORMATS))
+def test_output_does_not_depend_on_declaration_order(
+    data: st.DataObject, name: str, fmt: str
+) -> None:
+    spec = SPECS[name]
+    trace = walk_trace(spec)
+    other = _shuffled(spec, data)
+    assert render(other, fmt) == render(spec, fmt)
+    assert render(other, fmt, highlight=highlight_trace(other, trace)) == render(
+        spec, fmt, highlight=highlight_trace(spec, trace)
+    )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_names_states_invariants_and_spec(fmt: str) -> None:
+    for spec in SPECS.values():
+        text = render(spec, fmt)
+        for inv in spec.invariants:
+            assert inv.name in text
+        assert f"v{spec.version}" in text
+
+
+def test_awkward_state_names_get_distinct_identifiers() -> None:
+    text = render(AWKWARD, "mermaid")
+    declared = [
+        line.split(" as ")[1] for line in text.splitlines() if line.strip().startswith("state ")
+    ]
+    assert len(declared) == len(set(declared))
+    assert "s0" not in declared  # a state is really called s0, so it keeps that name
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="mermaid, dot, plantuml"):
+        render(ENROLLMENT, "svg")
+
+
+# --- highlighting --------------------------------------------------------------------------
+
+
+def _step(event: str, state: str, **kw: object) -> TraceStep:
+    return TraceStep(event=event, payload=kw.pop("payload", None), state=state, **kw)  # type: ignore[arg-type]
+
+
+def _key(spec: Spec, source: str, event: str, rank: int = 0) -> tuple[str, int]:
+    return next(e.key for e in edges(spec) if (e.source, e.event, e.rank) == (source, event, rank))
+
+
+def test_highlight_follows_each_entity_and_numbers_steps() -> None:
+    trace = Trace(
+        spec=ENROLLMENT.name,
+        steps=[
+            _step("attach", "draft", payload={"count": 1}),
+            _step("attach", "draft", entity="e2", payload={"count": 9}),
+            _step("submit", "submitted"),
+            TraceStep(action="crash"),
+            _step("submit", "fast track", entity="e2"),
+            _step("approve", "submitted", code="forbidden"),
+        ],
+    )
+    hl = highlight_trace(ENROLLMENT, trace)
+    assert hl.states == {"draft", "submitted", "fast track"}
+    assert hl.taken == {
+        _key(ENROLLMENT, "draft", "attach"): (1, 2),
+        _key(ENROLLMENT, "draft", "submit", 1): (3,),
+        _key(ENROLLMENT, "draft", "submit", 0): (5,),
+    }
+    assert hl.failed == {}
+    assert "attach (steps 1, 2)" in render(ENROLLMENT, "mermaid", highlight=hl)
+
+
+def test_a_replayed_key_does_not_move_the_entity() -> None:
+    trace = Trace(
+        spec=ENROLLMENT.name,
+        steps=[
+            _step("attach", "draft", payload={"count": 1}, idempotency_key="k"),
+            _step("attach", "draft", payload={"count": 1}, idempotency_key="k", action="retry"),
+        ],
+    )
+    assert highlight_trace(ENROLLMENT, trace).taken == {_key(ENROLLMENT, "draft", "attach"): (1,)}
+
+
+def test_a_violation_marks_every_row_it_may_have_tried() -> None:
+    trace = Trace(
+        spec=ENROLLMENT.name,
+        steps=[_step("submit", "draft", code="invariant_violated")],
+    )
+    hl = highlight_trace(ENROLLMENT, trace)
+    assert hl.failed == {
+        _key(ENROLLMENT, "draft", "submit", 0): (1,),
+        _key(ENROLLMENT, "draft", "submit", 1): (1,),
+    }
+    text = render(ENROLLMENT, "dot", highlight=hl)
+    assert text.count("violation at step 1") == 2
+
+
+def test_a_trace_of_another_spec_is_refused() -> None:
+    with pytest.raises(TraceMismatch, match="not 'enrollment-sample'"):
+        highlight_trace(ENROLLMENT, Trace(spec="other", steps=[]))
+
+
+def test_a_step_the_spec_cannot_take_is_named() -> None:
+    trace = Trace(spec=ENROLLMENT.name, steps=[_step("attach", "draft"), _step("archive", "x")])
+    with pytest.raises(TraceMismatch, match=r"step 2: 'archive' was accepted from state 'draft'"):
+        highlight_trace(ENROLLMENT, trace)
