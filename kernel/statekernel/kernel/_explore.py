@@ -163,6 +163,7 @@ class ExploreReport:
     peak_rss_bytes: int | None = None
     idempotency_clients: int = 0
     key_states: int = 0
+    key_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -171,8 +172,10 @@ class ExploreReport:
 
     @property
     def states_per_second(self) -> float:
-        """Distinct states found per second of search."""
-        return self.states / self.seconds if self.seconds > 0 else float(self.states)
+        """Distinct states found per second of the plain search (the idempotency model's
+        time, ``key_seconds``, is left out)."""
+        spent = self.seconds - self.key_seconds
+        return self.states / spent if spent > 0 else float(self.states)
 
     def to_data(self) -> dict[str, Any]:
         """The JSON report: ``verdict``, ``violations`` (each with ``property`` and
@@ -193,6 +196,7 @@ class ExploreReport:
             "peak_rss_bytes": self.peak_rss_bytes,
             "idempotency_clients": self.idempotency_clients,
             "key_states": self.key_states,
+            "key_seconds": round(self.key_seconds, 6),
         }
 
     def headline(self) -> str:
@@ -224,7 +228,7 @@ class ExploreReport:
         if self.idempotency_clients:
             lines.append(
                 f"  idempotency: {self.idempotency_clients} client(s), "
-                f"{self.key_states} client-model states"
+                f"{self.key_states} client-model states, {self.key_seconds:.3f} s"
             )
         for i, v in enumerate(self.violations, 1):
             lines.append("")
@@ -674,7 +678,7 @@ class _Bound(Exception):
 
 @attrs.frozen(eq=False)
 class _Pending:
-    """A client's last keyed request, as the store remembers it."""
+    """The observed client's last keyed request, as the store remembers it."""
 
     move: int
     key: str
@@ -691,26 +695,36 @@ def _abstract(d: Decision) -> tuple[Any, ...]:
 @attrs.frozen(eq=False)
 class _KeyNode:
     snapshot: Snapshot
-    pending: tuple[_Pending | None, ...]
-    sent: tuple[int, ...]
+    pending: _Pending | None
+    sent: tuple[int, int]
     parent: int
     step: TraceStep | None
+    fresh: bool  # made by the observed client's own delivery: its next replay is a duplicate
 
 
 class _KeySearch:
-    """Breadth-first search of ``clients`` clients sending keyed commands through the pure
-    planner, with duplicates and retries (states deduplicated modulo version numbers)."""
+    """Breadth-first search of clients sending keyed commands through the pure planner.
+
+    What the planner answers a client depends only on the entity's snapshot and that client's
+    own key record, so the model follows one observed client (``c1``, its last request and its
+    record) while the other clients (``c2``, when ``clients`` is 2 or more) move the entity
+    with keyed requests of their own. By symmetry this covers every number of clients from two
+    up. States are deduplicated by ``(state, context, pending request, its first answer)``;
+    version numbers are left out since, without ``expected_version``, neither ``decide`` nor the
+    planner reads them.
+    """
 
     def __init__(self, search: _Search, clients: int) -> None:
         self.search = search
         self.spec = search.spec
-        self.clients = clients
+        self.others = clients >= 2
         self.nodes: list[_KeyNode] = []
         self.violations: dict[str, tuple[int, list[TraceStep], str]] = {}
         self.bound: str | None = None
         self.bound_detail = ""
 
     def steps_to(self, index: int) -> list[TraceStep]:
+        """The steps from the start to node ``index``."""
         out = []
         while index >= 0:
             n = self.nodes[index]
@@ -720,42 +734,41 @@ class _KeySearch:
         out.reverse()
         return out
 
-    def _violate(self, prop: str, node: int, extra: list[TraceStep], message: str) -> None:
+    def _violate(self, prop: str, node: int, step: TraceStep, message: str) -> None:
         if prop not in self.violations:
-            self.violations[prop] = (node, extra, message)
+            self.violations[prop] = (node, [step], message)
 
-    def _replay_check(self, node: int, client: int, pend: _Pending, action: str) -> None:
-        n = self.nodes[node]
+    def _replay_check(self, node: int, pend: _Pending, action: str) -> None:
+        snap = self.nodes[node].snapshot
         move = self.search.moves[pend.move]
-        cmd = move.command()
-        p = plan(self.spec, ENTITY, n.snapshot, cmd, pend.key, pend.record)
+        p = plan(self.spec, ENTITY, snap, move.command(), pend.key, pend.record)
         step = move.step(
-            state=n.snapshot.state,
+            state=snap.state,
             idempotency_key=pend.key,
             action=action,
-            client=f"c{client + 1}",
+            client="c1",
             code=None if p.decision.accepted else p.decision.code,
         )
         if p.writes or p.record is not None or p.outbox:
             self._violate(
                 "idempotency: at most once",
                 node,
-                [step],
+                step,
                 f"the {action} of key {pend.key!r} took effect again",
             )
         if not p.replayed or p.decision != pend.first:
             self._violate(
                 "idempotency: equal answers",
                 node,
-                [step],
-                f"the {action} of key {pend.key!r} was answered differently from the first "
+                step,
+                f"the {action} of key {pend.key!r} was answered differently from its first "
                 "delivery",
             )
 
     def run(self, max_depth: int | None, max_states: int | None, deadline: float | None) -> None:
+        """Search until the model is exhausted or a bound is hit."""
         spec = self.spec
-        start = spec.start()
-        self.nodes.append(_KeyNode(start, (None,) * self.clients, (0,) * self.clients, -1, None))
+        self.nodes.append(_KeyNode(spec.start(), None, (0, 0), -1, None, False))
         seen = {self._key(self.nodes[0])}
         head = 0
         layer_end = 1
@@ -775,57 +788,65 @@ class _KeySearch:
             node = head
             head += 1
             n = self.nodes[node]
-            for c, pend in enumerate(n.pending):
-                if pend is not None:
-                    self._replay_check(node, c, pend, "retry")
+            if n.pending is not None:
+                self._replay_check(node, n.pending, "duplicate" if n.fresh else "retry")
             for mid, _ in self.search.by_state[n.snapshot.state]:
                 move = self.search.moves[mid]
-                for c in range(self.clients):
-                    key = f"c{c + 1}-k{n.sent[c] + 1}"
-                    p = plan(spec, ENTITY, n.snapshot, move.command(), key, None)
-                    d = p.decision
-                    after = p.snapshot if p.snapshot is not None else n.snapshot
+                key = f"c1-k{n.sent[0] + 1}"
+                p = plan(spec, ENTITY, n.snapshot, move.command(), key, None)
+                d = p.decision
+                if isinstance(d, Rejected) and d.code in VIOLATION_CODES:
+                    continue  # the plain search reports these
+                after = p.snapshot if p.snapshot is not None else n.snapshot
+                if p.snapshot is not None and p.snapshot.version != n.snapshot.version + 1:
+                    self._violate(
+                        "idempotency: at most once",
+                        node,
+                        move.step(state=after.state, idempotency_key=key, client="c1"),
+                        f"key {key!r} moved the version by "
+                        f"{p.snapshot.version - n.snapshot.version}",
+                    )
+                children = []
+                code = None if d.accepted else d.code
+                changed = _changed(n.snapshot.context, after.context)
+                if p.key_record is not None:
                     step = move.step(
                         state=after.state,
                         idempotency_key=key,
-                        client=f"c{c + 1}",
-                        code=None if d.accepted else d.code,
-                        changed=_changed(n.snapshot.context, after.context),
+                        client="c1",
+                        code=code,
+                        changed=changed,
                     )
-                    if isinstance(d, Rejected) and d.code in VIOLATION_CODES:
-                        self._violate(_property_of(d), node, [step], d.message)
-                        continue
-                    if p.snapshot is not None and p.snapshot.version != n.snapshot.version + 1:
-                        self._violate(
-                            "idempotency: at most once",
-                            node,
-                            [step],
-                            f"key {key!r} moved the version by "
-                            f"{p.snapshot.version - n.snapshot.version}",
-                        )
-                    if p.key_record is None:
-                        continue
                     pend = _Pending(mid, key, p.key_record, d)
-                    pending = (*n.pending[:c], pend, *n.pending[c + 1 :])
-                    sent = (*n.sent[:c], n.sent[c] + 1, *n.sent[c + 1 :])
-                    child = _KeyNode(after, pending, sent, node, step)
+                    sent = (n.sent[0] + 1, n.sent[1])
+                    children.append(_KeyNode(after, pend, sent, node, step, True))
+                if self.others and p.snapshot is not None:
+                    other = f"c2-k{n.sent[1] + 1}"
+                    step = move.step(
+                        state=after.state, idempotency_key=other, client="c2", changed=changed
+                    )
+                    sent = (n.sent[0], n.sent[1] + 1)
+                    children.append(_KeyNode(after, n.pending, sent, node, step, False))
+                for child in children:
                     k = self._key(child)
                     if k in seen:
                         continue
                     if max_states is not None and len(self.nodes) >= max_states:
                         self.bound = "max_states"
-                        self.bound_detail = f"the state bound {max_states} was reached"
+                        self.bound_detail = (
+                            f"the state bound {max_states} was reached in the idempotency model"
+                        )
                         return
                     seen.add(k)
                     self.nodes.append(child)
-                    self._replay_check(len(self.nodes) - 1, c, pend, "duplicate")
 
     @staticmethod
     def _key(n: _KeyNode) -> tuple[Any, ...]:
+        p = n.pending
         return (
             n.snapshot.state,
             n.snapshot.context,
-            tuple(None if p is None else (p.move, _abstract(p.first)) for p in n.pending),
+            None if p is None else (p.move, _abstract(p.first)),
         )
 
 
@@ -848,9 +869,11 @@ def explore(
 
     ``max_depth`` bounds the number of steps from the start (a non-final state left at that
     depth makes the verdict undetermined); ``max_states`` bounds the distinct states kept;
-    ``time_budget`` (seconds) bounds the wall-clock time. ``idempotency`` adds the planner
-    model with ``clients`` clients. ``progress`` is called about once a second with
-    ``(states, depth, seconds)``.
+    ``time_budget`` (seconds) bounds the wall-clock time, both searches together.
+    ``idempotency`` adds the planner model: with ``clients=1`` one client's own requests are
+    the only traffic; from 2 up, other clients also move the entity between a request and its
+    retry (more than two add nothing new, see the module documentation). ``progress`` is
+    called about once a second with ``(states, depth, seconds)``.
     """
     for name, value in (("max_depth", max_depth), ("max_states", max_states)):
         if value is not None and (type(value) is not int or value < 1):
@@ -869,10 +892,13 @@ def explore(
         violations.append(ExploreViolation(prop, d.code, d.message, trace))
 
     key_states = 0
+    key_seconds = 0.0
     if idempotency:
+        key_started = time.perf_counter()
         keys = _KeySearch(search, clients)
         keys.run(max_depth, max_states, deadline)
         key_states = len(keys.nodes)
+        key_seconds = time.perf_counter() - key_started
         for prop, (node, extra, message) in keys.violations.items():
             if prop in search.violations:
                 continue
@@ -907,6 +933,7 @@ def explore(
         peak_rss_bytes=_peak_rss(),
         idempotency_clients=clients if idempotency else 0,
         key_states=key_states,
+        key_seconds=key_seconds,
     )
 
 
