@@ -76,6 +76,7 @@ ENTITY: Final = "e1"
 
 _MAX_SAMPLES = 16
 _CHECK_EVERY = 512  # expanded states between two looks at the clock
+_PROGRESS_EVERY = 1.0  # seconds between two progress calls
 
 Progress = Callable[[int, int, float], None]
 """A progress callback: ``(states seen, current depth, seconds so far)``."""
@@ -538,13 +539,12 @@ class _Search:
         gtrue = self.guard_true
         gfalse = self.guard_false
         fired_at = self.fired_at
-        seen: set[tuple[str, Any]] = {nodes[0]}
         limit = max_states if max_states is not None else -1
         head = 0
         layer_end = 1
         depth = 0
         fired = 0
-        next_report = started + 1.0
+        next_report = started + _PROGRESS_EVERY
         try:
             hash(nodes[0])
         except TypeError:
@@ -553,6 +553,7 @@ class _Search:
                 "the explorer deduplicates states by value, so use hashable field types "
                 "(tuple, frozenset) instead of list, set or dict"
             ) from None
+        seen: set[tuple[str, Any]] = {nodes[0]}
         while head < len(nodes):
             if head == layer_end:
                 depth += 1
@@ -570,7 +571,7 @@ class _Search:
                     break
                 if progress is not None and now >= next_report:
                     progress(len(nodes), depth, now - started)
-                    next_report = now + 1.0
+                    next_report = now + _PROGRESS_EVERY
             node = head
             state, ctx = nodes[head]
             head += 1
