@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import explore_specs as specs
 import pytest
 
 from statekernel.adapters.cli import main
 from statekernel.kernel import Trace, assert_trace_passes, replay_trace
+
+from . import explore_specs as specs
 
 SPECS = Path(__file__).with_name("explore_specs.py")
 

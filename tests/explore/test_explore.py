@@ -7,7 +7,6 @@ from collections import deque
 from typing import Any, Literal
 
 import attrs
-import explore_specs as specs
 import pytest
 
 from statekernel.kernel import (
@@ -25,6 +24,8 @@ from statekernel.kernel import (
 )
 from statekernel.kernel import _explore as explore_module
 from statekernel.kernel._explore import GUEST
+
+from . import explore_specs as specs
 
 
 def _shortest_past_nine() -> int:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import explore_specs as specs
 import pytest
 
 from statekernel.kernel import Plan, Snapshot, Spec, explore, plan, replay_trace
 from statekernel.kernel import _explore as explore_module
+
+from . import explore_specs as specs
 
 
 @pytest.mark.parametrize("clients", [1, 2, 3])

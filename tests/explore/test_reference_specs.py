@@ -7,9 +7,10 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from test_explore import _reference
 
 from statekernel.kernel import explore
+
+from .test_explore import _reference
 
 NAMES = ["enrollment", "payment", "booking", "order"]
 
