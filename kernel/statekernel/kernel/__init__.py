@@ -10,6 +10,13 @@ imports only the standard library and attrs (Hypothesis only inside
 from ._codec import PayloadError, UnsupportedType, structurer_for, unstructure
 from ._decide import decide
 from ._errors import InvalidIdentifier, Problem, SpecError, StatekernelError
+from ._explore import (
+    ExploreReport,
+    ExploreViolation,
+    ExploreWarning,
+    explore,
+    sample_payloads,
+)
 from ._model import (
     CODES,
     Accepted,
@@ -53,6 +60,9 @@ __all__ = [
     "Command",
     "Decision",
     "Effect",
+    "ExploreReport",
+    "ExploreViolation",
+    "ExploreWarning",
     "Guard",
     "InvalidIdentifier",
     "Invariant",
@@ -76,6 +86,7 @@ __all__ = [
     "decide",
     "decision_from_data",
     "decision_to_data",
+    "explore",
     "guard",
     "invariant",
     "plan",
@@ -83,6 +94,7 @@ __all__ = [
     "record_to_data",
     "replay_trace",
     "request_fingerprint",
+    "sample_payloads",
     "snapshot_from_data",
     "snapshot_to_data",
     "structurer_for",
