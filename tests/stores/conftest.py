@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from statekernel.adapters.memory import MemoryStore
+from statekernel.adapters.sqlite import SqliteStore
 from statekernel.kernel import Spec
 
 StoreFactory = Callable[[Spec], Any]
@@ -22,9 +23,19 @@ def _memory(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
     return MemoryStore
 
 
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
+    counter = iter(range(1_000_000))
+
+    def factory(spec: Spec) -> SqliteStore:
+        return SqliteStore(spec, tmp_path / f"store-{next(counter)}.db")
+
+    return factory
+
+
 # name -> builder(request, tmp_path) -> factory(spec) -> store
 STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Any], StoreFactory]] = {
     "memory": _memory,
+    "sqlite": _sqlite,
 }
 
 
