@@ -62,7 +62,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -109,6 +109,7 @@ __all__ = [
 ]
 
 Synchronous = Literal["FULL", "NORMAL"]
+_T = TypeVar("_T")
 
 MIGRATIONS = Migrations("statekernel")
 """The schema history of the store's tables (sqlite-utils migrations, applied in order)."""
@@ -184,8 +185,12 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
 _SELECT_SNAPSHOT = (
     "SELECT state, version, context FROM statekernel_snapshots WHERE scope = ? AND entity = ?"
 )
-_SELECT_KEY = (
-    "SELECT entity, fingerprint, decision, at FROM statekernel_keys WHERE scope = ? AND key = ?"
+# One round trip for a keyed command: the snapshot (if any) and the key record (if any).
+_SELECT_SNAPSHOT_AND_KEY = (
+    "SELECT s.state, s.version, s.context, k.entity, k.fingerprint, k.decision, k.at"
+    " FROM (SELECT 1) AS one"
+    " LEFT JOIN statekernel_snapshots AS s ON s.scope = ? AND s.entity = ?"
+    " LEFT JOIN statekernel_keys AS k ON k.scope = ? AND k.key = ?"
 )
 _INSERT_SNAPSHOT = (
     "INSERT INTO statekernel_snapshots (scope, entity, state, version, context)"
@@ -529,34 +534,38 @@ class SqliteStore:
 
     # -- writing ------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
-        conn = self.connection
-        if conn.in_transaction:
-            raise StoreError(
-                "the connection is inside a transaction the store did not open; the store owns "
-                "transaction boundaries"
-            )
-        committing = False
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+    def _transact(self, work: Callable[[sqlite3.Connection], _T], doing: Callable[[], str]) -> _T:
+        """Run ``work`` inside one ``BEGIN IMMEDIATE`` ... ``COMMIT``; roll back on any error.
+        ``doing`` describes the work for error messages (only called on failure)."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreUnavailable("the store is closed; call reopen() to use it again")
+            if conn.in_transaction:
+                raise StoreError(
+                    "the connection is inside a transaction the store did not open; the store "
+                    "owns transaction boundaries"
+                )
+            committing = False
             try:
-                yield conn
-                committing = True
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            if committing and not conn.in_transaction:
-                raise CommitOutcomeUnknown(
-                    f"COMMIT failed while {doing} and SQLite ended the transaction: {exc}; "
-                    "retry with the same idempotency key"
-                ) from exc
-            raise translate_error(exc, doing) from exc
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    committing = True
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                if committing and not conn.in_transaction:
+                    raise CommitOutcomeUnknown(
+                        f"COMMIT failed while {doing()} and SQLite ended the transaction: "
+                        f"{exc}; retry with the same idempotency key"
+                    ) from exc
+                raise translate_error(exc, doing()) from exc
+            return result
 
     def handle(
         self, entity: str, command: Command, *, idempotency_key: str | None = None
@@ -571,8 +580,10 @@ class SqliteStore:
         if idempotency_key is not None:
             check_identifier("idempotency key", idempotency_key)
         command = stamp(command, self._clock())
-        with self._lock, self._write(f"handling {command.event!r} on {entity!r}") as conn:
-            return self._handle(conn, entity, command, idempotency_key)
+        return self._transact(
+            lambda conn: self._handle(conn, entity, command, idempotency_key),
+            lambda: f"handling {command.event!r} on {entity!r}",
+        )
 
     def handle_many(self, requests: Iterable[tuple[str, Command, str | None]]) -> list[Decision]:
         """Handle several ``(entity, command, idempotency_key)`` requests in one transaction,
@@ -585,11 +596,13 @@ class SqliteStore:
             check_identifier("entity id", entity)
             if key is not None:
                 check_identifier("idempotency key", key)
-        with self._lock, self._write(f"handling a batch of {len(items)}") as conn:
-            return [
+        return self._transact(
+            lambda conn: [
                 self._handle(conn, entity, stamp(command, now), key)
                 for entity, command, key in items
-            ]
+            ],
+            lambda: f"handling a batch of {len(items)}",
+        )
 
     def _handle(
         self, conn: sqlite3.Connection, entity: str, command: Command, key: str | None
@@ -597,18 +610,20 @@ class SqliteStore:
         scope = self._scope
         stored: KeyRecord | None = None
         current: Snapshot | None = None
-        if key is not None:
-            krow = conn.execute(_SELECT_KEY, (scope, key)).fetchone()
-            if krow is not None:
+        if key is None:
+            current = self._load(entity, conn.execute(_SELECT_SNAPSHOT, (scope, entity)).fetchone())
+        else:
+            row = conn.execute(_SELECT_SNAPSHOT_AND_KEY, (scope, entity, scope, key)).fetchone()
+            if row[5] is not None:
                 stored = KeyRecord(
                     key,
-                    krow[0],
-                    krow[1],
-                    self._decision(krow[2]),
-                    None if krow[3] is None else datetime.fromisoformat(krow[3]),
+                    row[3],
+                    row[4],
+                    self._decision(row[5]),
+                    None if row[6] is None else datetime.fromisoformat(row[6]),
                 )
-        if stored is None:
-            current = self._load(entity, conn.execute(_SELECT_SNAPSHOT, (scope, entity)).fetchone())
+            elif row[0] is not None:
+                current = self._load(entity, row[:3])
         p = plan(self.spec, entity, current, command, key, stored)
         decision = p.decision
         if not p.writes:
@@ -688,7 +703,7 @@ class SqliteStore:
                     },
                     "effects": [{"name": name, "data": data} for name, data in effects],
                 }
-                self._insert_key(conn, kr, _dumps(answer))
+                self._insert_key(conn, kr, _dumps(answer), at_text if kr.at is rec.at else None)
         elif kr is not None and isinstance(decision, Rejected):
             data = decision_to_data(decision)
             if data["details"] != decision.details:
@@ -698,7 +713,11 @@ class SqliteStore:
             self._insert_key(conn, kr, _dumps(data))
         return decision
 
-    def _insert_key(self, conn: sqlite3.Connection, kr: KeyRecord, text: str) -> None:
+    def _insert_key(
+        self, conn: sqlite3.Connection, kr: KeyRecord, text: str, at_text: str | None = None
+    ) -> None:
+        if kr.at is not None and at_text is None:
+            at_text = kr.at.isoformat()
         conn.execute(
             _INSERT_KEY,
             (
@@ -707,7 +726,7 @@ class SqliteStore:
                 kr.entity,
                 kr.fingerprint,
                 text,
-                None if kr.at is None else kr.at.isoformat(),
+                at_text,
                 None if kr.at is None else _micros(kr.at),
             ),
         )
@@ -763,12 +782,16 @@ class SqliteStore:
         """Delete the key records first answered before ``older_than`` (a naive time is taken
         as UTC) and return how many were deleted. See "Key retention" in the module
         documentation for how long to keep them."""
-        with self._lock, self._write("purging idempotency keys") as conn:
-            cur = conn.execute(
-                "DELETE FROM statekernel_keys WHERE scope = ? AND at_us < ?",
-                (self._scope, _micros(older_than)),
-            )
-            return int(cur.rowcount)
+        cutoff = _micros(older_than)
+        return self._transact(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM statekernel_keys WHERE scope = ? AND at_us < ?",
+                    (self._scope, cutoff),
+                ).rowcount
+            ),
+            lambda: "purging idempotency keys",
+        )
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ EXIT_BAD_INPUT = 2
 """A bad spec, target or argument."""
 
 # Each name is a private module ``_<name>`` in this package defining ``register(subparsers)``.
-_COMMAND_MODULES = ("lint", "diagram", "docs", "explore")
+_COMMAND_MODULES = ("lint", "diagram", "docs", "explore", "store")
 
 Runner = Callable[[argparse.Namespace], int]
 

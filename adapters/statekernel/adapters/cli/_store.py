@@ -1,0 +1,143 @@
+"""``statekernel history DB ENTITY`` and ``statekernel verify DB --spec TARGET``.
+
+``DB`` is a SQLite file, opened read-only (these commands never write), or a
+``postgresql://`` DSN, served by ``statekernel.adapters.postgres`` when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from statekernel.adapters.base import explain, verify
+from statekernel.kernel import Spec, StatekernelError
+
+from ._target import load_spec
+
+__all__ = ["StoreArgumentError", "open_store", "register"]
+
+_DSN_PREFIXES = ("postgresql://", "postgres://")
+
+
+class StoreArgumentError(StatekernelError, ValueError):
+    """A DB argument that names no usable database (reported with exit code 2)."""
+
+
+def register(sub: Any) -> None:
+    """Add the ``history`` and ``verify`` subcommands."""
+    history = sub.add_parser(
+        "history",
+        help="print an entity's audit trail: stored rows, or with --spec the explanation",
+    )
+    history.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
+    history.add_argument("entity", metavar="ENTITY", help="the entity id")
+    history.add_argument(
+        "--spec",
+        metavar="TARGET",
+        help="module.path:ATTR or path/file.py:ATTR; explain each transition's changes",
+    )
+    history.set_defaults(run=run_history)
+    verify = sub.add_parser(
+        "verify",
+        help="replay every entity's audit log; exit 1 on any mismatch with its snapshot",
+    )
+    verify.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
+    verify.add_argument(
+        "--spec", metavar="TARGET", required=True, help="module.path:ATTR or path/file.py:ATTR"
+    )
+    verify.set_defaults(run=run_verify)
+
+
+def _is_dsn(db: str) -> bool:
+    return db.startswith(_DSN_PREFIXES)
+
+
+def _readonly_uri(db: str) -> str:
+    path = Path(db)
+    if not path.is_file():
+        raise StoreArgumentError(f"no such database file: {db}")
+    return f"file:{quote(str(path.resolve()))}?mode=ro"
+
+
+def _sqlite_readonly(db: str) -> sqlite3.Connection:
+    uri = _readonly_uri(db)
+    try:
+        return sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreArgumentError(f"cannot open {db}: {exc}") from exc
+
+
+def _postgres_module() -> Any:
+    try:
+        return importlib.import_module("statekernel.adapters.postgres")
+    except ImportError as exc:
+        raise StoreArgumentError(
+            "PostgreSQL databases need the postgres store (statekernel.adapters.postgres) and "
+            f"its driver; install 'statekernel[postgres]' ({exc})"
+        ) from exc
+
+
+def open_store(db: str, spec: Spec) -> Any:
+    """A store for ``spec`` on ``db``: a SQLite file opened read-only, or a PostgreSQL DSN.
+    The caller closes it (for SQLite, also its ``connection``)."""
+    if _is_dsn(db):
+        return _postgres_module().PostgresStore(spec, db)
+    from statekernel.adapters.sqlite import SqliteStore, stored_specs
+
+    conn = _sqlite_readonly(db)
+    try:
+        specs = stored_specs(conn)
+    finally:
+        conn.close()
+    if spec.name not in specs:
+        held = ", ".join(f"{k} v{v}" for k, v in specs.items()) or "no statekernel data"
+        raise StoreArgumentError(f"{db} holds no data of spec {spec.name!r} (it holds: {held})")
+    return SqliteStore(spec, _readonly_uri(db))
+
+
+def run_history(args: argparse.Namespace) -> int:
+    """Print the entity's history: with ``--spec``, the explanation (state and context
+    changes); without, every stored audit row as one JSON object per line."""
+    if args.spec is not None:
+        spec = load_spec(args.spec)
+        store = open_store(args.db, spec)
+        try:
+            print(explain(store, args.entity))
+        finally:
+            store.close()
+        return 0
+    if _is_dsn(args.db):
+        raise StoreArgumentError("history of a PostgreSQL database needs --spec TARGET")
+    from statekernel.adapters.sqlite import read_audit_rows
+
+    conn = _sqlite_readonly(args.db)
+    try:
+        rows = read_audit_rows(conn, args.entity)
+    finally:
+        conn.close()
+    if not rows:
+        print(f"{args.entity}: no history", file=sys.stderr)
+    for row in rows:
+        print(json.dumps(row, sort_keys=True))
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Replay every entity's audit log; print each mismatch and exit 1, or exit 0."""
+    spec = load_spec(args.spec)
+    store = open_store(args.db, spec)
+    try:
+        report = store.verify() if hasattr(store, "verify") else verify(store)
+    finally:
+        store.close()
+    for mismatch in report.mismatches:
+        print(f"MISMATCH {mismatch}")
+    verdict = "ok" if report.ok else f"{len(report.mismatches)} mismatch(es)"
+    print(f"{spec.name} v{spec.version}: {report.entities} entities verified, {verdict}")
+    return 0 if report.ok else 1
