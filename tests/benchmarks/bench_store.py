@@ -129,9 +129,10 @@ def run_raw(path: Path, n: int, synchronous: str) -> float:
         " VALUES (?, ?, 'open', 0, ?)",
         (scope, entity, dumps({"total": 0, "last": None})),
     )
-    total, version = 0, 0
+    total = 0
     start = time.perf_counter()
     for i in range(n):
+        version = i
         at = time.time()
         conn.execute("BEGIN IMMEDIATE")
         total += i
@@ -141,7 +142,7 @@ def run_raw(path: Path, n: int, synchronous: str) -> float:
             ("open", version + 1, dumps({"total": total, "last": i}), scope, entity, version),
         )
         assert cur.rowcount == 1
-        version += 1
+        version = i + 1
         key = f"{tag}-{i}"
         conn.execute(
             "INSERT INTO statekernel_audit (scope, entity, version, event, payload, actor,"
