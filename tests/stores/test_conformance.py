@@ -156,6 +156,15 @@ def test_bad_entity_ids_are_typed_errors(make_store: Any, bad: object) -> None:
     assert list(store.entities()) == []
 
 
+@pytest.mark.parametrize("bad", ["", "x" * 256, 42, None, b"a", "a\nb"])
+def test_reads_validate_entity_ids(make_store: Any, bad: object) -> None:
+    store = make_store(SPEC)
+    with pytest.raises(InvalidIdentifier):
+        store.get(bad)
+    with pytest.raises(InvalidIdentifier):
+        store.history(bad)
+
+
 def test_purge_keys_forgets_old_keys_only(make_store: Any) -> None:
     from datetime import UTC, datetime
 

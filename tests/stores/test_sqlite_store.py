@@ -297,17 +297,6 @@ def test_failure_after_any_statement_leaves_nothing_partial(tmp_path: Path, exis
 # -- bad databases and bad input: typed errors, nothing written -------------------------------
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 256, 42, None, b"a", "a\nb"])
-def test_reads_validate_entity_ids(tmp_path: Path, bad: Any) -> None:
-    from statekernel.kernel import InvalidIdentifier
-
-    store = SqliteStore(SPEC, tmp_path / "t.db")
-    with pytest.raises(InvalidIdentifier):
-        store.get(bad)
-    with pytest.raises(InvalidIdentifier):
-        store.history(bad)
-
-
 def test_another_spec_version_is_refused_and_nothing_written(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     SqliteStore(SPEC, path).handle("a", deposit(1))
