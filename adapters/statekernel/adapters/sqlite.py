@@ -216,9 +216,33 @@ _SELECT_HISTORY = (
     " FROM statekernel_audit WHERE scope = ? AND entity = ? ORDER BY version"
 )
 
-_dumps = json.JSONEncoder(
+_encoder = json.JSONEncoder(
     ensure_ascii=True, check_circular=False, allow_nan=False, separators=(",", ":")
-).encode
+)
+_dumps: Callable[[Any], str] = _encoder.encode
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:  # the C encoder, built once instead of once per call
+    _c_iterencode = _c_make_encoder(
+        None,  # no circular-reference markers: values come from unstructure(), a tree
+        _encoder.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+
+    def _dumps(value: Any) -> str:
+        return "".join(_c_iterencode(value, 0))
+
+
+_ANSWER = (
+    '{"accepted":true,"snapshot":{"state":%s,"version":%d,"context":%s},'
+    '"record":%s,"payload":%s,"actor":%s},"effects":[%s]}'
+)
+_EFFECT = '{"name":%s,"data":%s}'
 _loads = json.loads
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -630,14 +654,13 @@ class SqliteStore:
             return decision
         snap, rec, kr = p.snapshot, p.record, p.key_record
         if isinstance(decision, Accepted) and snap is not None and rec is not None:
-            ctx_data, ctx_text = self._encode_context(entity, snap)
+            ctx_text = self._encode_context(entity, snap)
             try:
-                payload_data = unstructure(rec.payload)
-                payload_text = _dumps(payload_data)
-                actor_data = (
+                payload_text = _dumps(unstructure(rec.payload))
+                actor_text = (
                     None
                     if rec.actor is None
-                    else {"id": rec.actor.id, "roles": sorted(rec.actor.roles)}
+                    else _dumps({"id": rec.actor.id, "roles": sorted(rec.actor.roles)})
                 )
                 effects = [(m.name, unstructure(m.data)) for m in p.outbox]
                 effect_texts = [_dumps(data) for _, data in effects]
@@ -664,7 +687,7 @@ class SqliteStore:
                     rec.version,
                     rec.event,
                     payload_text,
-                    None if actor_data is None else _dumps(actor_data),
+                    actor_text,
                     rec.from_state,
                     rec.to_state,
                     at_text,
@@ -679,31 +702,39 @@ class SqliteStore:
                         for (name, _), text in zip(effects, effect_texts, strict=True)
                     ],
                 )
+                if any(data != m.data for (_, data), m in zip(effects, p.outbox, strict=True)):
+                    # Answer in stored form, so that a retry's answer equals this one.
+                    decision = Accepted(
+                        decision.snapshot,
+                        decision.record,
+                        tuple(Message(name, data) for name, data in effects),
+                    )
             self._remember(entity, snap.version, ctx_text, snap)
-            if any(data != m.data for (_, data), m in zip(effects, p.outbox, strict=True)):
-                # Answer in stored form, so that a retry's answer equals this one.
-                decision = Accepted(
-                    decision.snapshot,
-                    decision.record,
-                    tuple(Message(name, data) for name, data in effects),
-                )
             if kr is not None:
-                answer = {
-                    "accepted": True,
-                    "snapshot": {"state": snap.state, "context": ctx_data, "version": snap.version},
-                    "record": {
-                        "version": rec.version,
-                        "event": rec.event,
-                        "payload": payload_data,
-                        "actor": actor_data,
-                        "from_state": rec.from_state,
-                        "to_state": rec.to_state,
-                        "at": at_text,
-                        "idempotency_key": rec.idempotency_key,
-                    },
-                    "effects": [{"name": name, "data": data} for name, data in effects],
-                }
-                self._insert_key(conn, kr, _dumps(answer), at_text if kr.at is rec.at else None)
+                # decision_to_data(decision) as JSON, composed from the texts encoded above
+                # (each value is encoded once; a test checks the two agree).
+                answer = _ANSWER % (
+                    _dumps(snap.state),
+                    snap.version,
+                    ctx_text,
+                    _dumps(
+                        {
+                            "version": rec.version,
+                            "event": rec.event,
+                            "from_state": rec.from_state,
+                            "to_state": rec.to_state,
+                            "at": at_text,
+                            "idempotency_key": rec.idempotency_key,
+                        }
+                    )[:-1],
+                    payload_text,
+                    "null" if actor_text is None else actor_text,
+                    ",".join(
+                        _EFFECT % (_dumps(name), text)
+                        for (name, _), text in zip(effects, effect_texts, strict=True)
+                    ),
+                )
+                self._insert_key(conn, kr, answer, at_text if kr.at is rec.at else None)
         elif kr is not None and isinstance(decision, Rejected):
             data = decision_to_data(decision)
             if data["details"] != decision.details:
@@ -731,9 +762,9 @@ class SqliteStore:
             ),
         )
 
-    def _encode_context(self, entity: str, snap: Snapshot) -> tuple[Any, str]:
-        """The context as plain data and JSON text, refusing one that would not read back
-        equal (a field holding a value of the wrong type, say)."""
+    def _encode_context(self, entity: str, snap: Snapshot) -> str:
+        """The context as JSON text, refusing one that would not read back equal (a field
+        holding a value of the wrong type, say)."""
         what = f"the new context of {entity!r}"
         try:
             data = unstructure(snap.context)
@@ -746,7 +777,7 @@ class SqliteStore:
                 f"{what} would not read back equal ({back!r} != {snap.context!r}); a field "
                 "holds a value of another type than declared; nothing was written"
             )
-        return data, text
+        return text
 
     def _remember(self, entity: str, version: int, text: str, snap: Snapshot) -> None:
         if len(self._cache) >= _CACHE_LIMIT:
