@@ -180,6 +180,10 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+_KNOWN_MIGRATIONS = frozenset({"0001_initial"})
+"""The names of every migration above (a database with others is from a newer version)."""
+
+
 # -- the hot path's statements (the sqlite3 module caches them prepared) ----------------------
 
 _SELECT_SNAPSHOT = (
@@ -498,8 +502,7 @@ class SqliteStore:
         return self._spec_recorded(conn)
 
     def _check_known_migrations(self, db: sqlite_utils.Database) -> None:
-        known = {m.name for m in MIGRATIONS._migrations}
-        unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in known]
+        unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in _KNOWN_MIGRATIONS]
         if unknown:
             raise SchemaMismatch(
                 f"the database has statekernel schema migrations this version does not know "
