@@ -38,7 +38,7 @@ def stamp(command: Command, now: datetime) -> Command:
     """``command`` with ``at`` set to ``now`` unless the caller already supplied a time."""
     if command.at is not None:
         return command
-    return attrs.evolve(command, at=now)
+    return Command(command.event, command.payload, command.actor, command.expected_version, now)
 
 
 @attrs.frozen

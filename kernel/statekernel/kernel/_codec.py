@@ -398,29 +398,69 @@ def _generate_attrs_structurer(cls: type) -> Structurer:
     return fn
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+_unstructurers: dict[type, Callable[[Any], Any]] = {}
+
+
 def unstructure(value: object) -> Any:
     """Turn a supported value into JSON-compatible data (dicts, lists, str, int, float, bool,
-    None). attrs instances become dicts keyed by their ``__init__`` argument names."""
+    None). attrs instances become dicts keyed by their ``__init__`` argument names; tuples
+    and lists become lists, sets sorted lists, enums their values."""
     t = type(value)
-    if t is str or t is int or t is float or t is bool or value is None:
+    if t in _PLAIN_TYPES:
         return value
+    fn = _unstructurers.get(t)
+    if fn is None:
+        fn = _unstructurer_for(t)
+    return fn(value)
+
+
+def _unstructurer_for(t: type) -> Callable[[Any], Any]:
+    """Pick (and cache, per runtime type) how to unstructure values of type ``t``."""
+    fn: Callable[[Any], Any]
     if attrs.has(t):
-        return {a.alias: unstructure(getattr(value, a.name)) for a in attrs.fields(t) if a.init}
-    if isinstance(value, enum.Enum):
-        return unstructure(value.value)
-    if isinstance(value, Mapping):
-        return {str(k): unstructure(v) for k, v in value.items()}
-    if isinstance(value, frozenset | set):
-        items = [unstructure(v) for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return sorted(items, key=repr)
-    if isinstance(value, list | tuple):
-        return [unstructure(v) for v in value]
-    if isinstance(value, bool):
-        return bool(value)
-    for base in (int, float, str):
-        if isinstance(value, base):
-            return base(value)
-    raise UnsupportedType(f"cannot turn {t.__qualname__} into plain data")
+        names = [(a.alias, a.name) for a in attrs.fields(t) if a.init]
+        body = ", ".join(f"{alias!r}: u(v.{name})" for alias, name in names)
+        namespace: dict[str, Any] = {"u": unstructure}
+        exec(f"def unstructure_attrs(v):\n    return {{{body}}}", namespace)
+        fn = namespace["unstructure_attrs"]
+    elif issubclass(t, enum.Enum):
+        fn = _unstructure_enum
+    elif issubclass(t, Mapping):
+        fn = _unstructure_mapping
+    elif issubclass(t, frozenset | set):
+        fn = _unstructure_set
+    elif issubclass(t, list | tuple):
+        fn = _unstructure_sequence
+    elif issubclass(t, bool):
+        fn = bool
+    elif issubclass(t, int):
+        fn = int
+    elif issubclass(t, float):
+        fn = float
+    elif issubclass(t, str):
+        fn = str
+    else:
+        raise UnsupportedType(f"cannot turn {t.__qualname__} into plain data")
+    _unstructurers[t] = fn
+    return fn
+
+
+def _unstructure_enum(value: enum.Enum) -> Any:
+    return unstructure(value.value)
+
+
+def _unstructure_mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(k): unstructure(v) for k, v in value.items()}
+
+
+def _unstructure_set(value: Iterable[Any]) -> list[Any]:
+    items = [unstructure(v) for v in value]
+    try:
+        return sorted(items)
+    except TypeError:
+        return sorted(items, key=repr)
+
+
+def _unstructure_sequence(value: Iterable[Any]) -> list[Any]:
+    return [unstructure(v) for v in value]

@@ -127,7 +127,10 @@ def plan(
         )
     d = decide(spec, current if current is not None else spec.start(), command)
     if isinstance(d, Accepted):
-        record = attrs.evolve(d.record, idempotency_key=key)
+        r = d.record
+        record = AuditRecord(
+            r.version, r.event, r.payload, r.actor, r.from_state, r.to_state, r.at, key
+        )
         d = Accepted(d.snapshot, record, d.effects)
         return Plan(
             d,

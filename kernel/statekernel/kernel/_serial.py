@@ -143,5 +143,8 @@ def request_fingerprint(entity: str, command: Command) -> str:
         actor_to_data(command.actor) if isinstance(command.actor, Actor) else plain(command.actor),
         plain(command.expected_version),
     ]
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_canonical.encode(body).encode()).hexdigest()
+
+
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr)
+"""One encoder for every fingerprint: sorted keys, no spaces, ``repr`` for the unknown."""
