@@ -32,10 +32,35 @@ def _sqlite(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
     return factory
 
 
+def fresh_pg_schema(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """``(dsn, schema)``: a new, empty PostgreSQL schema for one test, dropped at teardown."""
+    import uuid
+
+    import psycopg
+
+    dsn: str = request.getfixturevalue("pg_dsn")
+    schema = f"sk_test_{uuid.uuid4().hex[:16]}"
+
+    def drop() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    request.addfinalizer(drop)
+    return dsn, schema
+
+
+def _postgres(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
+    from statekernel.adapters.postgres import PostgresStore
+
+    dsn, schema = fresh_pg_schema(request)
+    return lambda spec: PostgresStore(spec, dsn, schema=schema)
+
+
 # name -> builder(request, tmp_path) -> factory(spec) -> store
 STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Any], StoreFactory]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 
