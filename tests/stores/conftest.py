@@ -16,6 +16,8 @@ from statekernel.adapters.memory import MemoryStore
 from statekernel.adapters.sqlite import SqliteStore
 from statekernel.kernel import Spec
 
+from .pgutil import fresh_pg_schema
+
 StoreFactory = Callable[[Spec], Any]
 
 
@@ -30,23 +32,6 @@ def _sqlite(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
         return SqliteStore(spec, tmp_path / f"store-{next(counter)}.db")
 
     return factory
-
-
-def fresh_pg_schema(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """``(dsn, schema)``: a new, empty PostgreSQL schema for one test, dropped at teardown."""
-    import uuid
-
-    import psycopg
-
-    dsn: str = request.getfixturevalue("pg_dsn")
-    schema = f"sk_test_{uuid.uuid4().hex[:16]}"
-
-    def drop() -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-    request.addfinalizer(drop)
-    return dsn, schema
 
 
 def _postgres(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
