@@ -16,12 +16,13 @@ spec, may share it)::
 One command is one READ COMMITTED transaction: load the snapshot and the key record, call the
 kernel's :func:`~statekernel.kernel.plan`, then write with a version compare-and-swap
 (``UPDATE ... WHERE version = <loaded>``, or ``INSERT ... ON CONFLICT DO NOTHING`` for a new
-entity; the key row likewise). If the swap touches no row another writer won, so the whole
-transaction runs again: the next plan may be the stored answer under the key, or a
-``version_conflict`` decided by the kernel. Serialization failures (40001) and deadlocks
-(40P01) also re-run the whole transaction. Re-runs are bounded and back off exponentially with
-jitter; when they run out the store raises :class:`~statekernel.adapters.errors.StoreBusy`.
-Nothing else is retried. The hot path is plain SQL: no advisory locks, no LISTEN/NOTIFY.
+entity; the key row likewise). If the swap touches no row (or a unique constraint fires)
+another writer won, so the whole transaction runs again: the next plan may be the stored
+answer under the key, or a ``version_conflict`` decided by the kernel. Serialization failures
+(40001) and deadlocks (40P01) also re-run the whole transaction. Re-runs are bounded and back
+off exponentially with jitter; when they run out the store raises
+:class:`~statekernel.adapters.errors.StoreBusy`. Nothing else is retried. The hot path is
+plain SQL: no advisory locks, no LISTEN/NOTIFY.
 
 If the connection breaks during ``COMMIT`` the store does not guess. On a fresh connection it
 repeats the write's compare-and-swap in a transaction it always rolls back (so it waits for
@@ -88,6 +89,7 @@ from .errors import (
     CommitOutcomeUnknown,
     SchemaMismatch,
     StoreBusy,
+    StoreCorrupt,
     StoreDataError,
     StoreError,
     StoreReadOnly,
@@ -100,7 +102,10 @@ FORMAT: Final = 1
 """The version of the table layout this module writes (kept in the ``meta`` table)."""
 
 _Conn = psycopg.Connection[Any]
-_RETRYABLE: Final = frozenset({"40001", "40P01"})
+_RETRYABLE: Final = frozenset({"40001", "40P01", "23505"})
+"""SQLSTATEs that re-run a command's whole transaction: serialization failure, deadlock, and
+a unique violation (another writer took the row first; the compare-and-swap statements use
+ON CONFLICT DO NOTHING, so this is only the constraints backing them up)."""
 
 # --- JSON -------------------------------------------------------------------------------
 
@@ -626,6 +631,11 @@ class PostgresStore:
                     doing = f"handling {command.event!r} on {entity!r} ({self._source.where})"
                     raise _translate(exc, doing) from exc
                 last = exc
+        if isinstance(last, pg_errors.UniqueViolation):
+            raise StoreCorrupt(
+                f"{command.event!r} on {entity!r} kept colliding with stored rows ({last}): "
+                "the audit log or key records are ahead of the snapshot; nothing was written"
+            ) from last
         raise StoreBusy(
             f"{command.event!r} on {entity!r} lost to concurrent writers "
             f"{self.max_retries + 1} times in a row ({last}); nothing was written, retry with "
