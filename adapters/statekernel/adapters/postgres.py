@@ -22,7 +22,8 @@ answer under the key, or a ``version_conflict`` decided by the kernel. Serializa
 (40001) and deadlocks (40P01) also re-run the whole transaction. Re-runs are bounded and back
 off exponentially with jitter; when they run out the store raises
 :class:`~statekernel.adapters.errors.StoreBusy`. Nothing else is retried. The hot path is
-plain SQL: no advisory locks, no LISTEN/NOTIFY.
+plain SQL: no advisory locks, no LISTEN/NOTIFY. A re-run loads the snapshot ``FOR UPDATE``,
+so a writer that lost once queues on the row instead of racing again.
 
 If the connection breaks during ``COMMIT`` the store does not guess. On a fresh connection it
 repeats the write's compare-and-swap in a transaction it always rolls back (so it waits for
@@ -49,6 +50,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -172,12 +174,29 @@ def _json_text(value: object, path: str = "") -> str:
     )
 
 
+_EXPONENT: Final = re.compile(r"(?:^|[:,\[])-?\d+(?:\.\d+)?[eE]")
+"""A number in exponent notation, as ``json.dumps`` writes large and tiny floats (it may
+also match inside a string, which only costs the careful path)."""
+
+
 def _to_json(convert: Callable[[Any], object], value: object, what: str) -> str:
-    """``convert(value)`` as JSON text for a ``jsonb`` column, or StoreDataError."""
+    """``convert(value)`` as JSON text for a ``jsonb`` column, or StoreDataError.
+
+    The C encoder does the common case; anything it might get wrong for ``jsonb`` (NaN,
+    infinities, NUL, lone surrogates, floats in exponent notation, huge integers) goes
+    through :func:`_json_text`, which is exact and names the offending field."""
     try:
         data = convert(value)
     except UnsupportedType as exc:
         raise StoreDataError(f"{what} cannot be stored as plain data: {exc}") from exc
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")
+    except (ValueError, TypeError):
+        pass
+    else:
+        if "\\u0000" not in text and not _EXPONENT.search(text):
+            return text
     try:
         return _json_text(data)
     except StoreDataError as exc:
@@ -451,6 +470,8 @@ class _Writes:
 _STATEMENTS: Final = {
     "load": "SELECT state, context::text, version FROM {s}.snapshots"
     " WHERE spec = %s AND entity = %s",
+    "load_locked": "SELECT state, context::text, version FROM {s}.snapshots"
+    " WHERE spec = %s AND entity = %s FOR UPDATE",
     "load_key": "SELECT entity, fingerprint, decision::text, at FROM {s}.keys"
     " WHERE scope = %s AND key = %s",
     "insert_snapshot": "INSERT INTO {s}.snapshots (spec, entity, state, context, version)"
@@ -623,7 +644,7 @@ class PostgresStore:
             if attempt:
                 self._backoff(attempt - 1)
             try:
-                return self._attempt(entity, command, idempotency_key)
+                return self._attempt(entity, command, idempotency_key, lock=attempt > 0)
             except _LostRace as exc:
                 last = exc
             except psycopg.Error as exc:
@@ -643,10 +664,10 @@ class PostgresStore:
         ) from last
 
     def _load(
-        self, conn: _Conn, entity: str, key: str | None
+        self, conn: _Conn, entity: str, key: str | None, lock: bool
     ) -> tuple[Snapshot | None, KeyRecord | None]:
         name = self.spec.name
-        row = conn.execute(self._sql["load"], (name, entity)).fetchone()
+        row = conn.execute(self._sql["load_locked" if lock else "load"], (name, entity)).fetchone()
         current = None
         if row is not None:
             current = self._snapshot(row[0], row[1], row[2])
@@ -657,12 +678,15 @@ class PostgresStore:
                 stored = KeyRecord(key, krow[0], krow[1], self._decision(krow[2]), krow[3])
         return current, stored
 
-    def _attempt(self, entity: str, command: Command, key: str | None) -> Decision:
+    def _attempt(self, entity: str, command: Command, key: str | None, lock: bool) -> Decision:
+        """One run of the command's transaction. ``lock``: load the snapshot ``FOR UPDATE``
+        (re-runs do, so that a busy entity cannot starve a writer; the compare-and-swap
+        still checks)."""
         where = self._source.where
         with self._source.borrow() as conn:
             try:
                 _begin(conn)
-                current, stored = self._load(conn, entity, key)
+                current, stored = self._load(conn, entity, key, lock)
                 p = plan(self.spec, entity, current, command, key, stored)
                 if not p.writes:
                     _rollback(conn)
