@@ -16,6 +16,8 @@ from statekernel.adapters.memory import MemoryStore
 from statekernel.adapters.sqlite import SqliteStore
 from statekernel.kernel import Spec
 
+from .pgutil import fresh_pg_schema
+
 StoreFactory = Callable[[Spec], Any]
 
 
@@ -32,10 +34,18 @@ def _sqlite(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
     return factory
 
 
+def _postgres(request: pytest.FixtureRequest, tmp_path: Any) -> StoreFactory:
+    from statekernel.adapters.postgres import PostgresStore
+
+    dsn, schema = fresh_pg_schema(request)
+    return lambda spec: PostgresStore(spec, dsn, schema=schema)
+
+
 # name -> builder(request, tmp_path) -> factory(spec) -> store
 STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Any], StoreFactory]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 
