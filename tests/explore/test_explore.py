@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from collections import deque
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from statekernel.kernel import (
     Snapshot,
     Spec,
     Trace,
+    Transition,
     assert_trace_passes,
     decide,
     explore,
@@ -321,3 +323,41 @@ def test_sampled_payloads_are_used_when_there_are_no_examples() -> None:
     # "note" has a payload type and no examples; it fires (clerk or manager), so it was sent
     assert not any("'note'" in w.subject for w in report.warnings)
     assert report.fired > 0
+
+
+@attrs.frozen
+class _Loose:
+    tags: typing.Any = ()
+    n: int = 0
+
+
+def _loose_spec(update: typing.Callable[[_Loose, object], _Loose]) -> Spec:
+    return Spec(
+        name="loose",
+        version=1,
+        context=_Loose,
+        initial="a",
+        states=["a", "b"],
+        final=["b"],
+        transitions=[Transition("go", "a", "a", update=update), Transition("end", "a", "b")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("update", "needle"),
+    [
+        (lambda c, p: _Loose(tags=[1]), "not hashable"),
+        (lambda c, p: _Loose(n="7"), "field 'n': expected int"),
+        (lambda c, p: _Loose(n=float("nan")), "field 'n'"),
+        (lambda c, p: _Loose(tags=(1, 2)), "does not read back equal"),
+    ],
+)
+def test_updates_returning_unstorable_contexts_are_spec_faults(
+    update: typing.Callable[[_Loose, object], _Loose], needle: str
+) -> None:
+    report = explore(_loose_spec(update))
+    assert report.verdict == "violated"
+    [violation] = report.violations
+    assert violation.property == "spec_fault: update"
+    assert needle in violation.message
+    assert [s.event for s in violation.trace.steps] == ["go"]

@@ -530,6 +530,7 @@ class _Search:
     ) -> None:
         spec = self.spec
         ctx_type = spec.context
+        context_problem = spec.context_problem
         invariants = tuple(inv.fn for inv in spec.invariants)
         finals = frozenset(spec.final)
         by_state = self.by_state
@@ -608,6 +609,8 @@ class _Search:
                             if key not in seen:
                                 if len(nodes) == limit:
                                     raise _Bound
+                                if new is not ctx and context_problem(new) is not None:
+                                    raise _Irregular
                                 seen.add(key)
                                 nodes.append(key)
                                 parent.append(node)
@@ -655,6 +658,21 @@ class _Search:
                         self.fired_at[idx] = node
                     break
             key = (d.snapshot.state, d.snapshot.context)
+            problem = self.spec.context_problem(d.snapshot.context)
+            if problem is None:
+                try:
+                    hash(key)
+                except TypeError as exc:
+                    problem = f"it is not hashable ({exc}); use tuple or frozenset fields"
+            if problem is not None:
+                fault = Rejected(
+                    "spec_fault",
+                    f"the update of {d.record.event!r} returned a context that cannot be "
+                    f"stored: {problem}",
+                    {"where": "update", "event": d.record.event},
+                )
+                self.violations.setdefault(_property_of(fault), (node, mid, fault))
+                return False
             if key not in seen:
                 if len(self.nodes) == limit:
                     return None

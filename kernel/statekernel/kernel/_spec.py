@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ._codec import PayloadError, Structurer, UnsupportedType, structurer_for
+from ._codec import PayloadError, Structurer, UnsupportedType, structurer_for, unstructure
 from ._errors import Problem, SpecError
 from ._model import Snapshot
 
@@ -256,6 +256,25 @@ class Spec:
         """Structure plain context data (as stored) into the context type strictly."""
         assert self._context_structure is not None
         return self._context_structure(data)
+
+    def context_problem(self, ctx: object) -> str | None:
+        """Why ``ctx`` cannot be stored and read back exactly, or ``None`` when it can.
+
+        ``decide`` trusts an update to return a context of the declared field types; the
+        stores and the explorer check it with this (a string where an ``int`` is declared, a
+        ``NaN``, a list in an ``Any`` field that would come back as a tuple...)."""
+        if not isinstance(ctx, self.context):
+            return f"it is a {type(ctx).__name__}, not a {self.context.__name__}"
+        try:
+            back = self.structure_context(unstructure(ctx))
+        except UnsupportedType as exc:
+            return f"it holds a value that is not plain data: {exc}"
+        except PayloadError as exc:
+            where = f"field {exc.field!r}: " if exc.field else ""
+            return f"{where}{exc.reason}"
+        if back != ctx:
+            return "it does not read back equal from plain data (check fields typed Any)"
+        return None
 
     def is_final(self, state: str) -> bool:
         """Whether ``state`` is one of the final states."""
