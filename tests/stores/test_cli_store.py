@@ -158,3 +158,17 @@ def test_postgres_dsn_goes_to_the_postgres_store(
     code, out, _ = run(capsys, "verify", dsn, "--spec", TARGET)
     assert code == 0 and "1 entities verified, ok" in out
     assert opened == [(SPEC, dsn), (SPEC, dsn)]
+
+
+def test_an_unreachable_store_exits_3(capsys: Any) -> None:
+    """A store that cannot be reached is not a bad spec (2) nor a mismatch (1)."""
+    pytest.importorskip("psycopg")
+    code, _, err = run(
+        capsys,
+        "verify",
+        "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2",
+        "--spec",
+        TARGET,
+    )
+    assert code == 3
+    assert "the store failed" in err

@@ -1,7 +1,11 @@
 """The ``statekernel`` command line.
 
 Exit codes: 0 nothing wrong, 1 a violation (or a mismatch) was found, 2 a bad spec, target or
-argument (every problem listed). Each subcommand lives in its own private module with a
+argument (every problem listed, a database of another spec or not a database at all), 3 the
+command could not do its work (a store that is busy, unreachable or read-only, or an
+unexpected error; the traceback is printed).
+
+Each subcommand lives in its own private module with a
 ``register(subparsers)`` function; :func:`main` wires them together.
 """
 
@@ -10,13 +14,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
+from statekernel.adapters.errors import SchemaMismatch, StoreCorrupt, StoreError
 from statekernel.kernel import SpecError, StatekernelError
 
 from ._target import TargetError, load_spec
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_VIOLATION", "TargetError", "load_spec", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_VIOLATION",
+    "TargetError",
+    "load_spec",
+    "main",
+]
 
 EXIT_OK = 0
 """Nothing wrong."""
@@ -24,6 +38,8 @@ EXIT_VIOLATION = 1
 """A violation, a mismatch or a failed check."""
 EXIT_BAD_INPUT = 2
 """A bad spec, target or argument."""
+EXIT_FAILED = 3
+"""The command could not do its work: the store failed, or an unexpected error."""
 
 # Each name is a private module ``_<name>`` in this package defining ``register(subparsers)``.
 _COMMAND_MODULES = ("lint", "diagram", "docs", "explore", "store")
@@ -61,11 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TargetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (SchemaMismatch, StoreCorrupt) as exc:  # another spec's database, or none: bad input
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StoreError as exc:
+        print(f"error: the store failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except StatekernelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except Exception:
+        traceback.print_exc()
+        print("error: unexpected failure (the traceback is above)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover
