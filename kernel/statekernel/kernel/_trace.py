@@ -42,7 +42,15 @@ VIOLATION_CODES = frozenset({"invariant_violated", "spec_fault"})
 """Decisions that mean the *spec* is wrong: its guards let through what its invariants forbid,
 or its own code failed."""
 
-_SENDING_ACTIONS = frozenset({"send", "deliver", "duplicate", "retry"})
+_SENDING_ACTIONS = frozenset({"send", "deliver", "duplicate", "retry", "lose_reply"})
+
+_ACTION_WORDS = {
+    "deliver": "delivered late:",
+    "duplicate": "duplicated:",
+    "retry": "retry:",
+    "lose_reply": "reply lost:",
+    "hold": "sent, delayed in the network:",
+}
 
 
 @attrs.frozen
@@ -51,7 +59,10 @@ class TraceStep:
 
     ``action`` says what happened on the network: ``send`` (the command reaches the kernel),
     ``duplicate`` / ``retry`` (the same request again under the same key), ``deliver`` (a
-    delayed request finally arrives), ``crash`` (the store restarts; no command). ``state`` is
+    delayed request finally arrives), ``lose_reply`` (the command reaches the kernel and
+    commits, but the client never sees the answer), ``hold`` (the request is sent but the
+    network delays it; it reaches nothing yet), ``crash`` (the store restarts; no command).
+    ``state`` is
     the entity's state after the step, ``code`` the rejection code (``None`` when accepted),
     ``changed`` the context fields this step changed, as plain data.
     """
@@ -122,7 +133,7 @@ class TraceStep:
         if self.client:
             parts.append(f"[{self.client}]")
         if self.action != "send":
-            parts.append(self.action)
+            parts.append(_ACTION_WORDS.get(self.action, self.action))
         payload = "" if self.payload is None else json.dumps(plain(self.payload), sort_keys=True)
         parts.append(f"{self.event}({payload}) on {self.entity}")
         if self.actor is not None:
@@ -131,6 +142,8 @@ class TraceStep:
             parts.append(f"expecting v{self.expected_version}")
         if self.idempotency_key is not None:
             parts.append(f"key={self.idempotency_key}")
+        if self.action == "hold":
+            return " ".join(parts) + " -> in flight"
         outcome = f"rejected {self.code}" if self.code else "accepted"
         line = " ".join(parts) + f" -> {outcome}"
         if self.state is not None:
@@ -224,8 +237,9 @@ class ReplayResult:
 
 def replay_trace(spec: Spec, trace: Trace) -> ReplayResult:
     """Replay ``trace`` through the pure kernel (and planner, for keyed steps), with an
-    in-memory model of entities and keys. ``crash`` steps change nothing: the model is what
-    a correct store must remember."""
+    in-memory model of entities and keys. ``crash`` and ``hold`` steps change nothing: the
+    model is what a correct store must remember, and a held request counts when it is
+    delivered."""
     snapshots: dict[str, Snapshot] = {}
     keys: dict[str, KeyRecord] = {}
     decisions: list[Decision | None] = []

@@ -1,0 +1,368 @@
+"""Invariant fuzz suites: a Hypothesis stateful test generated from a spec and a store.
+
+One line per spec in a test module gives pytest a test class::
+
+    from statekernel.adapters.memory import MemoryStore
+    from statekernel.kernel.testing import fuzz_test
+    from myapp.workflows import ENROLLMENT
+
+    TestEnrollment = fuzz_test(ENROLLMENT, MemoryStore)
+
+The generated ``RuleBasedStateMachine`` plays several clients against several entities
+through a hostile network: requests under idempotency keys wait in flight and arrive in any
+order, are duplicated, are retried after a lost reply or before the first attempt arrived,
+carry stale ``expected_version`` values, and the store crashes and reopens when it has a
+``reopen()`` method. Commands come from the spec: enabled events with their ``examples`` (or
+payloads drawn from the payload types), plus unknown events, junk payloads, missing roles and
+reused keys.
+
+After every step the store is checked against a model built from the pure planner (never
+from a store): its answers, snapshots and audit logs; retried keys answer as the first time
+and take effect once; an ``idempotency_mismatch`` changes nothing; acknowledged writes
+survive a crash; the audit log replays to the stored snapshot; the spec's invariants hold
+on every stored entity. A decision ``invariant_violated`` or ``spec_fault`` means the spec
+itself is wrong (its guards let through what its invariants forbid).
+
+A failure raises :class:`FuzzViolation`: the property, the shrunk trace as numbered steps,
+the seed, and the same trace as JSON for a one-line regression test
+(:func:`~statekernel.kernel.assert_trace_passes` for spec bugs, :func:`assert_store_passes`
+for store bugs). :func:`run_fuzz` runs the same test with a budget and a seed and returns a
+:class:`FuzzReport` (the ``statekernel check`` command uses it).
+
+This is the only module of ``statekernel.kernel`` that imports Hypothesis.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+import unittest
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import FlakyFailure
+from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+
+from ._fuzz import (
+    STEP_CHOICES,
+    Catalog,
+    Faults,
+    FuzzViolation,
+    Harness,
+    Stats,
+    replay_against_store,
+)
+from ._model import AuditRecord, Command, Decision, Snapshot
+from ._spec import Spec
+from ._trace import Trace
+
+__all__ = [
+    "DEFAULT_EXAMPLES",
+    "DEFAULT_STEPS",
+    "Faults",
+    "FuzzReport",
+    "FuzzViolation",
+    "FuzzableStore",
+    "StoreFactory",
+    "assert_store_passes",
+    "fuzz_test",
+    "run_fuzz",
+]
+
+DEFAULT_EXAMPLES = 100
+"""How many runs of the state machine (Hypothesis examples) a fuzz test makes by default."""
+
+DEFAULT_STEPS = 50
+"""How many steps each run takes at most by default."""
+
+
+class FuzzableStore(Protocol):
+    """What the fuzzer needs from a store (every statekernel store has it). A store may also
+    have ``reopen()``: close and open its database again, as after a crash."""
+
+    def handle(
+        self, entity: str, command: Command, *, idempotency_key: str | None = None
+    ) -> Decision:
+        """Decide and commit ``command`` on ``entity``."""
+        ...
+
+    def get(self, entity: str) -> Snapshot | None:
+        """The entity's snapshot, or ``None``."""
+        ...
+
+    def history(self, entity: str) -> Sequence[AuditRecord]:
+        """The entity's audit records, oldest first."""
+        ...
+
+    def entities(self) -> Iterable[str]:
+        """Every entity id with a snapshot, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources."""
+        ...
+
+
+StoreFactory = Callable[[Spec], FuzzableStore]
+"""Takes the spec and returns a fresh, empty store bound to it (``MemoryStore`` itself is
+one). The fuzzer calls it once per run of the state machine and closes what it returns."""
+
+
+@attrs.frozen
+class FuzzReport:
+    """What :func:`run_fuzz` found.
+
+    ``violation`` is ``None`` when every property held. ``states`` counts the distinct
+    (state, context) snapshots reached; ``state_hits`` how often each state was entered and
+    ``transition_hits`` how often each ``event (source -> target)`` fired, over the whole run.
+    """
+
+    spec: str
+    store: str
+    seed: int
+    examples: int
+    steps: int
+    seconds: float
+    states: int
+    state_hits: Mapping[str, int]
+    transition_hits: Mapping[str, int]
+    violation: FuzzViolation | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no property failed."""
+        return self.violation is None
+
+    @property
+    def steps_per_second(self) -> float:
+        """Steps (network moves, each checked) per second."""
+        return self.steps / self.seconds if self.seconds > 0 else 0.0
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        v = self.violation
+        return {
+            "spec": self.spec,
+            "store": self.store,
+            "seed": self.seed,
+            "examples": self.examples,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "states": self.states,
+            "state_hits": dict(self.state_hits),
+            "transition_hits": dict(self.transition_hits),
+            "violation": None
+            if v is None
+            else {"property": v.property, "detail": v.detail, "trace": v.trace.to_data()},
+        }
+
+    def format(self) -> str:
+        """A readable summary: totals, then hit counts (never-reached ones flagged)."""
+        lines = [
+            f"fuzz {self.spec} on {self.store}: {self.examples} runs, {self.steps} steps in "
+            f"{self.seconds:.2f}s ({self.steps_per_second:.0f} steps/s), "
+            f"{self.states} distinct snapshots, seed {self.seed}",
+            "  states entered:",
+        ]
+        width = max((len(k) for k in (*self.state_hits, *self.transition_hits)), default=0)
+        for name, n in self.state_hits.items():
+            lines.append(f"    {name.ljust(width)}  {n}" + ("  (never)" if not n else ""))
+        lines.append("  transitions fired:")
+        for name, n in self.transition_hits.items():
+            lines.append(f"    {name.ljust(width)}  {n}" + ("  (never)" if not n else ""))
+        return "\n".join(lines)
+
+
+# --- the state machine -----------------------------------------------------------------------
+
+
+def _machine_class(
+    spec: Spec, store_factory: StoreFactory, catalog: Catalog, stats: Stats
+) -> type[RuleBasedStateMachine]:
+    """A ``RuleBasedStateMachine`` subclass for ``spec``.
+
+    It has a single rule, ``step``, taking one integer that the harness decodes into a network
+    move, a client, an entity and a command (see ``STEP_CHOICES``). One rule with one draw
+    keeps Hypothesis' own cost per step near that of a bare stateful test, and shrinking an
+    integer toward zero makes each step plainer: a send, of a command the kernel accepts, by
+    the first client, to the first entity.
+    """
+
+    class Machine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.store = store_factory(spec)
+            self.harness = Harness(catalog, self.store, stats)
+
+        @rule(choice=st.integers(0, STEP_CHOICES - 1))
+        def step(self, choice: int) -> None:
+            self.harness.step(choice)
+
+        def teardown(self) -> None:
+            try:
+                self.harness.finish()
+            finally:
+                self.store.close()
+
+        def __repr__(self) -> str:
+            return f"<fuzz {spec.name}>"
+
+    Machine.__name__ = Machine.__qualname__ = f"Fuzz{_camel(spec.name)}Machine"
+    Machine.__doc__ = f"Fuzz the {spec.name!r} spec against a store through a hostile network."
+    return Machine
+
+
+def _camel(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^0-9A-Za-z]+", name) if p)
+
+
+def _settings(examples: int, steps: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=False,
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def _find_violation(exc: BaseException) -> FuzzViolation | None:
+    if isinstance(exc, FuzzViolation):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find_violation(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _factory_name(store_factory: object) -> str:
+    return str(getattr(store_factory, "__qualname__", None) or type(store_factory).__name__)
+
+
+def run_fuzz(
+    spec: Spec,
+    store_factory: StoreFactory,
+    *,
+    faults: Faults | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    steps: int = DEFAULT_STEPS,
+    seed: int | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> FuzzReport:
+    """Fuzz ``spec`` on stores made by ``store_factory``: ``examples`` runs of at most
+    ``steps`` steps, seeded with ``seed`` (a random one, reported, when ``None``).
+
+    Returns a :class:`FuzzReport`; a failed property is in its ``violation`` (shrunk to a
+    minimal trace), never raised. ``progress(runs, steps, states)`` is called after every run.
+    Exceptions that are not property failures (a store factory that raises, say) propagate.
+    """
+    if type(examples) is not int or examples < 1:
+        raise ValueError(f"examples must be a positive int, got {examples!r}")
+    if type(steps) is not int or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    catalog = Catalog(spec, faults or Faults())
+
+    def on_example(stats: Stats) -> None:
+        if progress is not None:
+            progress(stats.examples, stats.steps, stats.states)
+
+    stats = Stats(catalog, on_example)
+    machine = hypothesis_seed(seed)(_machine_class(spec, store_factory, catalog, stats))
+    violation: FuzzViolation | None = None
+    started = time.perf_counter()
+    try:
+        run_state_machine_as_test(machine, settings=_settings(examples, steps))
+    except (FuzzViolation, FlakyFailure) as exc:
+        found = _find_violation(exc)
+        if found is None:
+            raise
+        violation = found.with_seed(seed)
+    seconds = time.perf_counter() - started
+    return FuzzReport(
+        spec=spec.name,
+        store=_factory_name(store_factory),
+        seed=seed,
+        examples=stats.examples,
+        steps=stats.steps,
+        seconds=seconds,
+        states=stats.states,
+        state_hits=dict(stats.state_hits),
+        transition_hits=dict(stats.transition_hits),
+        violation=violation,
+    )
+
+
+def fuzz_test(
+    spec: Spec,
+    store_factory: StoreFactory,
+    *,
+    faults: Faults | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    steps: int = DEFAULT_STEPS,
+    seed: int | None = None,
+) -> type[unittest.TestCase]:
+    """A test class for pytest (or unittest) that fuzzes ``spec`` on stores made by
+    ``store_factory``; assign it to a name starting with ``Test`` in a test module::
+
+        TestEnrollment = fuzz_test(ENROLLMENT, MemoryStore)
+
+    The test fails with :class:`FuzzViolation` (property, minimal numbered trace, seed and
+    trace JSON). Each run uses a fresh random seed unless ``seed`` is given.
+    """
+    options = {"faults": faults, "examples": examples, "steps": steps, "seed": seed}
+
+    def runTest(self: unittest.TestCase) -> None:
+        report = run_fuzz(spec, store_factory, **options)  # type: ignore[arg-type]
+        if report.violation is not None:
+            raise report.violation
+
+    doc = (
+        f"Fuzz the {spec.name!r} spec (v{spec.version}) on {_factory_name(store_factory)} "
+        "through a hostile network; the spec's invariants and the store's promises hold."
+    )
+    return type(
+        f"Test{_camel(spec.name)}Fuzz",
+        (unittest.TestCase,),
+        {
+            "runTest": runTest,
+            "__doc__": doc,
+            "spec": spec,
+            "store_factory": staticmethod(store_factory),
+            "options": options,
+        },
+    )
+
+
+def assert_store_passes(
+    spec: Spec, store_factory: StoreFactory, trace: Trace | str | os.PathLike[str]
+) -> None:
+    """Replay ``trace`` (a :class:`~statekernel.kernel.Trace` or the path of its JSON file)
+    against a fresh store from ``store_factory``, checking after every step as the fuzzer
+    does; raise :class:`FuzzViolation` if a property still fails. Use it to keep a store
+    bug's counterexample as a regression test::
+
+        def test_retries_answer_once():
+            assert_store_passes(SPEC, MyStore, "tests/traces/retry.json")
+    """
+    if not isinstance(trace, Trace):
+        trace = Trace.load(trace)
+    store = store_factory(spec)
+    try:
+        replay_against_store(spec, store, trace.steps)
+    finally:
+        store.close()
