@@ -46,6 +46,7 @@ __all__ = [
     "Model",
     "Stats",
     "replay_against_store",
+    "shrink_steps",
 ]
 
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
@@ -53,6 +54,15 @@ BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 
 _MAX_DELIVERED = 8
 """How many delivered requests the network remembers for duplicates."""
+
+_TIMES: list[datetime] = []
+
+
+def _time(tick: int) -> datetime:
+    """The logical clock: ``BASE_TIME`` plus ``tick`` seconds (cached)."""
+    while len(_TIMES) <= tick:
+        _TIMES.append(BASE_TIME + timedelta(seconds=len(_TIMES)))
+    return _TIMES[tick]
 
 
 def _at_least(minimum: int) -> Callable[[Any, attrs.Attribute[int], int], None]:
@@ -101,12 +111,20 @@ class FuzzViolation(AssertionError):
     """
 
     def __init__(
-        self, property: str, detail: str, trace: Trace, *, seed: int | None = None
+        self,
+        property: str,
+        detail: str,
+        trace: Trace,
+        *,
+        seed: int | None = None,
+        choices: Sequence[int] = (),
     ) -> None:
         self.property = property
         self.detail = detail
         self.trace = attrs.evolve(trace, property=property, seed=seed)
         self.seed = seed
+        self.choices = tuple(choices)
+        """The step integers that led here (empty when replayed from a trace)."""
         super().__init__(self.render())
 
     @property
@@ -117,7 +135,9 @@ class FuzzViolation(AssertionError):
 
     def with_seed(self, seed: int | None) -> FuzzViolation:
         """The same violation, stamped with the seed of the run that found it."""
-        return FuzzViolation(self.property, self.detail, self.trace, seed=seed)
+        return FuzzViolation(
+            self.property, self.detail, self.trace, seed=seed, choices=self.choices
+        )
 
     def render(self) -> str:
         """The failure as text: property, detail, numbered trace, seed and trace JSON."""
@@ -440,10 +460,11 @@ class Catalog:
                 seen.setdefault(repr(value), value)
         if payload_type is None:
             payloads: tuple[Any, ...] = (None,)
-        elif seen:
-            payloads = tuple(seen.values())
         else:
-            payloads = tuple(samples(payload_type))
+            # the examples first, then boundary values of the type (0, "", None...)
+            for value in samples(payload_type):
+                seen.setdefault(repr(value), value)
+            payloads = tuple(seen.values())
         if any(not t.roles for t in cands):
             roles: frozenset[str] = frozenset()
             clients = tuple(range(len(self.clients)))
@@ -611,9 +632,22 @@ def moves_for(faults: Faults) -> tuple[str, ...]:
 
 
 STEP_CHOICES = 2**32
-"""A step is one integer in ``range(STEP_CHOICES)``: from the high bits down, the move (4
-bits), the kind of request (5 bits), the client and entity (7 bits) and the pick of event,
-payload or in-flight request (16 bits). Smaller numbers are plainer steps."""
+"""A step is one integer in ``range(STEP_CHOICES)``. It is scrambled by :func:`_mix` (a
+bijection with ``_mix(0) == 0``), then read from the low bits up as the move (4 bits), the
+kind of request (5 bits), the client and entity (7 bits) and the pick of event, payload or
+in-flight request (16 bits). Hypothesis favours small integers, whose high bits are zero;
+scrambling spreads every field evenly, and 0 stays the plainest step: a send, of a command
+the kernel accepts, by the first client, to the first entity."""
+
+_M32 = 0xFFFFFFFF
+
+
+def _mix(x: int) -> int:
+    x = (x * 0x9E3779B1) & _M32
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & _M32
+    x ^= x >> 13
+    return x
 
 
 def _equal_answers(a: Decision, b: Decision) -> bool:
@@ -675,6 +709,7 @@ class Harness:
         self.used_keys: dict[str, list[Request]] = {}
         self.counters: dict[str, int] = {}
         self.trace: list[_Step] = []
+        self.choices: list[int] = []
         self.tick = 0
         self.failed = False
         self.can_reopen = callable(getattr(store, "reopen", None))
@@ -765,10 +800,12 @@ class Harness:
 
     def step(self, choice: int) -> str:
         """Take the step that ``choice`` (see :data:`STEP_CHOICES`) encodes; return its move."""
-        move = self._moves[(choice >> 28) & 15]
-        kind = (choice >> 23) & 31
-        who = (choice >> 16) & 127
-        pick = choice & 0xFFFF
+        self.choices.append(choice)
+        choice = _mix(choice)
+        move = self._moves[choice & 15]
+        kind = (choice >> 4) & 31
+        who = (choice >> 9) & 127
+        pick = choice >> 16
         if (
             (move in ("deliver", "retry", "lose_reply") and not self.flights)
             or (move == "duplicate" and not self.delivered)
@@ -865,7 +902,8 @@ class Harness:
     def deliver_request(self, req: Request, action: str, *, keep: bool = False) -> None:
         """Send ``req`` to the store and to the model, then check everything."""
         self.tick += 1
-        command = attrs.evolve(req.command, at=BASE_TIME + timedelta(seconds=self.tick))
+        c = req.command
+        command = Command(c.event, c.payload, c.actor, c.expected_version, _time(self.tick))
         entity = req.entity
         model = self.model
         before = model.snapshots.get(entity)
@@ -891,7 +929,9 @@ class Harness:
                     prop = f"spec_fault:{d.get('where', 'decide')}"
                     why = f"the spec's own code failed: {want.message}"
                 self.fail(prop, why)
-        elif self.stats is not None and not p.replayed:
+        elif not p.replayed:
+            self._check_invariants(entity, want.snapshot, "kernel:invariant_holds")
+        if isinstance(want, Accepted) and self.stats is not None and not p.replayed:
             self.stats.entered(want.snapshot)
             self.stats.state_hits[want.snapshot.state] += 1
             rec = want.record
@@ -933,19 +973,25 @@ class Harness:
         except Exception as exc:
             self.fail("store:handles_without_error", f"get({entity!r}) raised {exc!r}")
         if got != want:
+            if got is not None:
+                self._check_invariants(entity, got, "store:invariant_holds")
             self._classify_snapshot(entity, got, want, p)
-        if got is not None:
-            for inv in self._invariants:
-                try:
-                    ok = inv.fn(got.state, got.context)
-                except Exception:
-                    ok = False
-                if ok is not True:
-                    self.fail(
-                        f"store:invariant_holds:{inv.name}",
-                        f"the stored {entity} ({_snap_text(got)}) breaks invariant {inv.name!r}",
-                    )
         return got
+
+    def _check_invariants(self, entity: str, snap: Snapshot, prefix: str) -> None:
+        """Every invariant of the spec on ``snap``. The stored snapshots equal the model's
+        after every step (or the step failed), so checking each model snapshot once, when it
+        appears, checks the invariants on every entity after every step."""
+        for inv in self._invariants:
+            try:
+                ok = inv.fn(snap.state, snap.context)
+            except Exception:
+                ok = False
+            if ok is not True:
+                self.fail(
+                    f"{prefix}:{inv.name}",
+                    f"{entity} ({_snap_text(snap)}) breaks invariant {inv.name!r}",
+                )
 
     def _classify_snapshot(
         self, entity: str, got: Snapshot | None, want: Snapshot | None, p: Plan | None
@@ -960,9 +1006,10 @@ class Harness:
                 self.fail("store:mismatch_changes_nothing", where)
             if p.replayed:
                 self.fail("store:key_takes_effect_once", where)
-        if got is not None and want is not None:
-            if got.version < want.version and history == self.model.history.get(entity, []):
+        if want is not None and (got is None or got.version < want.version):
+            if history == self.model.history.get(entity, []):
                 self.fail("store:reads_are_current", f"stale read: {where}")
+        if got is not None and want is not None:
             if got.version > want.version:
                 self.fail("store:takes_effect_once", f"applied more than once: {where}")
         replayed = replay_records(self.spec, history)
@@ -1041,7 +1088,7 @@ class Harness:
     def fail(self, prop: str, detail: str) -> typing.NoReturn:
         """Raise :class:`FuzzViolation` for ``prop`` with the trace so far."""
         self.failed = True
-        raise FuzzViolation(prop, detail, self.to_trace())
+        raise FuzzViolation(prop, detail, self.to_trace(), choices=self.choices)
 
     def to_trace(self) -> Trace:
         """The steps so far in the shared trace format."""
@@ -1107,3 +1154,54 @@ def replay_against_store(spec: Spec, store: Any, steps: Iterable[TraceStep]) -> 
                 req.first = key_rec.decision
         h.deliver_request(req, step.action if step.action in _SENDS else "send", keep=True)
     h.check_all()
+
+
+def shrink_steps(
+    catalog: Catalog,
+    store_factory: Callable[[Spec], Any],
+    violation: FuzzViolation,
+    *,
+    max_runs: int = 400,
+) -> FuzzViolation:
+    """Delete runs of 4, 3, 2 and 1 steps from ``violation`` for as long as the same property
+    still fails, and return the shortest violation found.
+
+    Hypothesis shrinks first; this pass then escapes the local minima its shrinker can get
+    stuck in (a bug that needs a *pair* of steps removed at once to stay visible, such as a
+    write buffer flushed every third write). The harness is deterministic given the step
+    integers, so each attempt is a plain rerun against a fresh store; at most ``max_runs``.
+    """
+    best = violation
+    seq = list(violation.choices)
+    if not seq:
+        return violation
+    runs = 0
+
+    def attempt(candidate: list[int]) -> FuzzViolation | None:
+        store = store_factory(catalog.spec)
+        h = Harness(catalog, store)
+        try:
+            for c in candidate:
+                h.step(c)
+            h.finish()
+        except FuzzViolation as exc:
+            return exc if exc.property == violation.property else None
+        except Exception:
+            return None
+        finally:
+            store.close()
+        return None
+
+    improved = True
+    while improved and runs < max_runs:
+        improved = False
+        for size in (4, 3, 2, 1):
+            i = 0
+            while i + size <= len(seq) and runs < max_runs:
+                runs += 1
+                found = attempt(seq[:i] + seq[i + size :])
+                if found is not None and len(found.choices) < len(seq):
+                    best, seq, improved = found, list(found.choices), True
+                else:
+                    i += 1
+    return best

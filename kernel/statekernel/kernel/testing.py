@@ -57,6 +57,7 @@ from ._fuzz import (
     Harness,
     Stats,
     replay_against_store,
+    shrink_steps,
 )
 from ._model import AuditRecord, Command, Decision, Snapshot
 from ._spec import Spec
@@ -291,7 +292,7 @@ def run_fuzz(
         found = _find_violation(exc)
         if found is None:
             raise
-        violation = found.with_seed(seed)
+        violation = shrink_steps(catalog, store_factory, found).with_seed(seed)
     seconds = time.perf_counter() - started
     return FuzzReport(
         spec=spec.name,
