@@ -20,18 +20,18 @@ SEEDS = [0, 1]
 
 SPEC_BUGS = [
     # spec, its fixed twin, the property, the most steps a minimal trace needs
-    (planted.OVERDRAFT, planted.OVERDRAFT_FIXED, "invariant:never_negative", 1),
-    (planted.PROMOTION, planted.PROMOTION_FIXED, "invariant:seniors_are_trained", 4),
-    (planted.SPLITTER, planted.SPLITTER_FIXED, "spec_fault:update", 1),
+    (planted.OVERDRAFT, planted.OVERDRAFT_FIXED, "invariant_violated: never_negative", 1),
+    (planted.PROMOTION, planted.PROMOTION_FIXED, "invariant_violated: seniors_are_trained", 4),
+    (planted.SPLITTER, planted.SPLITTER_FIXED, "spec_fault: update", 1),
 ]
 
 STORE_BUGS = [
-    (planted.ForgetsKeys, "store:retry_returns_first_answer", 3),
-    (planted.AppliesTwice, "store:takes_effect_once", 1),
-    (planted.StaleReads, "store:reads_are_current", 3),
-    (planted.NoAuditForSelfLoops, "store:audit_replays_to_snapshot", 1),
-    (planted.LosesWritesOnCrash, "store:acknowledged_writes_survive_crash", 3),
-    (planted.WritesOnMismatch, "store:mismatch_changes_nothing", 3),
+    (planted.ForgetsKeys, "store: retry_returns_first_answer", 3),
+    (planted.AppliesTwice, "store: takes_effect_once", 1),
+    (planted.StaleReads, "store: reads_are_current", 3),
+    (planted.NoAuditForSelfLoops, "store: audit_replays_to_snapshot", 1),
+    (planted.LosesWritesOnCrash, "store: acknowledged_writes_survive_crash", 3),
+    (planted.WritesOnMismatch, "store: mismatch_changes_nothing", 3),
 ]
 
 
@@ -95,7 +95,7 @@ def test_failure_output_names_property_steps_seed_and_json() -> None:
     v = caught(planted.PROMOTION, MemoryStore, 0)
     text = str(v)
     lines = text.splitlines()
-    assert lines[0] == "property violated: invariant:seniors_are_trained"
+    assert lines[0] == "property violated: invariant_violated: seniors_are_trained"
     assert "seniors_are_trained" in lines[1] and "promote" in lines[1]
     numbered = [line for line in lines if re.match(r"\s+\d+\. ", line)]
     assert [line.split(".")[0].strip() for line in numbered] == ["1", "2", "3", "4"]

@@ -70,7 +70,7 @@ def test_fuzz_test_is_a_unittest_case_that_fails_with_the_trace() -> None:
     cls().run(result)
     assert len(result.failures) == 1
     _, text = result.failures[0]
-    assert "property violated: invariant:never_negative" in text
+    assert "property violated: invariant_violated: never_negative" in text
     assert "1. [c" in text and "withdraw" in text
 
 
@@ -138,7 +138,7 @@ def test_budget_must_be_positive(arg: str) -> None:
 def test_violation_is_an_assertion_error_carrying_its_parts() -> None:
     v = run_fuzz(planted.OVERDRAFT, MemoryStore, seed=0).violation
     assert isinstance(v, FuzzViolation) and isinstance(v, AssertionError)
-    assert v.property == "invariant:never_negative"
+    assert v.property == "invariant_violated: never_negative"
     assert v.trace.property == v.property and v.trace.seed == 0
     assert "never_negative" in v.detail
 

@@ -105,9 +105,12 @@ class FuzzViolation(AssertionError):
     """A property failed: the spec let through what its invariants forbid, or the store
     disagreed with the kernel.
 
-    ``property`` names what failed (``invariant:<name>``, ``spec_fault:<where>`` or
-    ``store:<promise>``), ``detail`` says how, ``trace`` is the numbered, replayable trace
-    (JSON via ``trace.dumps()``), ``seed`` reproduces the run.
+    ``property`` names what failed, as :func:`~statekernel.kernel.replay_trace` and the
+    explorer do: ``invariant_violated: <invariant>`` or ``spec_fault: <where>`` when the spec
+    is wrong, ``store: <promise>`` when the store broke a promise (``store:
+    retry_returns_first_answer``, ``store: audit_replays_to_snapshot``...). ``detail`` says
+    how, ``trace`` is the numbered, replayable trace (JSON via ``trace.dumps()``), ``seed``
+    reproduces the run.
     """
 
     def __init__(
@@ -131,7 +134,7 @@ class FuzzViolation(AssertionError):
     def is_spec_violation(self) -> bool:
         """True when the spec is wrong (not the store): replay it with
         :func:`~statekernel.kernel.assert_trace_passes`."""
-        return self.property.startswith(("invariant:", "spec_fault:"))
+        return self.property.startswith(("invariant_violated:", "spec_fault:"))
 
     def with_seed(self, seed: int | None) -> FuzzViolation:
         """The same violation, stamped with the seed of the run that found it."""
@@ -870,7 +873,7 @@ class Harness:
         try:
             self.store.reopen()
         except Exception as exc:
-            self.fail("store:reopens", f"reopen() raised {exc!r}")
+            self.fail("store: reopens", f"reopen() raised {exc!r}")
         self.check_all(after_crash=True)
 
     # --- delivering and checking --------------------------------------------------------
@@ -910,22 +913,22 @@ class Harness:
         try:
             got = self.store.handle(entity, command, idempotency_key=req.key)
         except Exception as exc:
-            self.fail("store:handles_without_error", f"handle() raised {exc!r}")
+            self.fail("store: handles_without_error", f"handle() raised {exc!r}")
         if not isinstance(want, Accepted):
             if want.code in VIOLATION_CODES:
                 d = want.details
                 if want.code == "invariant_violated":
-                    prop = f"invariant:{d.get('invariant')}"
+                    prop = f"invariant_violated: {d.get('invariant')}"
                     why = (
                         f"the guards let {command.event!r} through but the result breaks "
                         f"invariant {d.get('invariant')!r}: {want.message}"
                     )
                 else:
-                    prop = f"spec_fault:{d.get('where', 'decide')}"
+                    prop = f"spec_fault: {d.get('where', 'decide')}"
                     why = f"the spec's own code failed: {want.message}"
                 self.fail(prop, why)
         elif not p.replayed:
-            self._check_invariants(entity, want.snapshot, "kernel:invariant_holds")
+            self._check_invariants(entity, want.snapshot, "kernel: invariant_holds")
         if isinstance(want, Accepted) and self.stats is not None and not p.replayed:
             self.stats.entered(want.snapshot)
             self.stats.state_hits[want.snapshot.state] += 1
@@ -938,13 +941,13 @@ class Harness:
             first = req.first if req.first is not None else want
             if not _equal_answers(got, first):
                 self.fail(
-                    "store:retry_returns_first_answer",
+                    "store: retry_returns_first_answer",
                     f"key {req.key!r} first got {_summary(first)}, the {action} got "
                     f"{_summary(got)}",
                 )
         if not _equal_answers(got, want):
             self.fail(
-                "store:answers_like_the_kernel",
+                "store: answers_like_the_kernel",
                 f"the store answered {_summary(got)}, the kernel says {_summary(want)}"
                 + (f" ({want.message})" if isinstance(want, Rejected) else ""),
             )
@@ -966,10 +969,10 @@ class Harness:
         try:
             got: Snapshot | None = self.store.get(entity)
         except Exception as exc:
-            self.fail("store:handles_without_error", f"get({entity!r}) raised {exc!r}")
+            self.fail("store: handles_without_error", f"get({entity!r}) raised {exc!r}")
         if got != want:
             if got is not None:
-                self._check_invariants(entity, got, "store:invariant_holds")
+                self._check_invariants(entity, got, "store: invariant_holds")
             self._classify_snapshot(entity, got, want, p)
         return got
 
@@ -984,7 +987,7 @@ class Harness:
                 ok = False
             if ok is not True:
                 self.fail(
-                    f"{prefix}:{inv.name}",
+                    f"{prefix}: {inv.name}",
                     f"{entity} ({_snap_text(snap)}) breaks invariant {inv.name!r}",
                 )
 
@@ -995,31 +998,31 @@ class Harness:
         history = list(self._history(entity))
         where = f"store.get({entity!r}) is {_snap_text(got)}; the kernel says {_snap_text(want)}"
         if self.trace and self.trace[-1].action == "crash":
-            self.fail("store:acknowledged_writes_survive_crash", where)
+            self.fail("store: acknowledged_writes_survive_crash", where)
         if p is not None and not p.writes:
             if isinstance(p.decision, Rejected) and p.decision.code == "idempotency_mismatch":
-                self.fail("store:mismatch_changes_nothing", where)
+                self.fail("store: mismatch_changes_nothing", where)
             if p.replayed:
-                self.fail("store:key_takes_effect_once", where)
+                self.fail("store: key_takes_effect_once", where)
         stale = want is not None and (got is None or got.version < want.version)
         if stale and history == self.model.history.get(entity, []):
-            self.fail("store:reads_are_current", f"stale read: {where}")
+            self.fail("store: reads_are_current", f"stale read: {where}")
         if got is not None and want is not None and got.version > want.version:
-            self.fail("store:takes_effect_once", f"applied more than once: {where}")
+            self.fail("store: takes_effect_once", f"applied more than once: {where}")
         replayed = replay_records(self.spec, history)
         if got is not None and replayed != got:
             self.fail(
-                "store:audit_replays_to_snapshot",
+                "store: audit_replays_to_snapshot",
                 f"{where}; its audit log replays to "
                 + (_snap_text(replayed) if isinstance(replayed, Snapshot) else replayed),
             )
-        self.fail("store:state_matches_kernel", where)
+        self.fail("store: state_matches_kernel", where)
 
     def _history(self, entity: str) -> Sequence[AuditRecord]:
         try:
             records: Sequence[AuditRecord] = self.store.history(entity)
         except Exception as exc:
-            self.fail("store:handles_without_error", f"history({entity!r}) raised {exc!r}")
+            self.fail("store: handles_without_error", f"history({entity!r}) raised {exc!r}")
         return records
 
     def check_entity(self, entity: str, p: Plan | None = None, *, full: bool = False) -> None:
@@ -1036,7 +1039,7 @@ class Harness:
         replayed = replay_records(self.spec, history)
         if got is not None and replayed != got:
             self.fail(
-                "store:audit_replays_to_snapshot",
+                "store: audit_replays_to_snapshot",
                 f"the audit log of {entity} ({len(history)} records) replays to "
                 + (_snap_text(replayed) if isinstance(replayed, Snapshot) else replayed)
                 + f", but the stored snapshot is {_snap_text(got)}",
@@ -1044,11 +1047,11 @@ class Harness:
         keys = [r.idempotency_key for r in history if r.idempotency_key is not None]
         if len(keys) != len(set(keys)):
             self.fail(
-                "store:key_takes_effect_once",
+                "store: key_takes_effect_once",
                 f"the audit log of {entity} holds a key twice: {keys}",
             )
         self.fail(
-            "store:history_matches_kernel",
+            "store: history_matches_kernel",
             f"history({entity!r}) has {len(history)} records "
             f"{[(r.version, r.event) for r in history]}; the kernel has {len(want)} "
             f"{[(r.version, r.event) for r in want]}",
@@ -1062,11 +1065,11 @@ class Harness:
         try:
             listed = list(self.store.entities())
         except Exception as exc:
-            self.fail("store:handles_without_error", f"entities() raised {exc!r}")
+            self.fail("store: handles_without_error", f"entities() raised {exc!r}")
         expected = sorted(self.model.snapshots)
         if listed != expected:
             prop = "acknowledged_writes_survive_crash" if after_crash else "lists_entities"
-            self.fail(f"store:{prop}", f"entities() lists {listed}; the kernel has {expected}")
+            self.fail(f"store: {prop}", f"entities() lists {listed}; the kernel has {expected}")
 
     def finish(self) -> None:
         """The run ends: a last full check (unless a check already failed), then count it."""

@@ -42,7 +42,7 @@ EXIT_FAILED = 3
 """The command could not do its work: the store failed, or an unexpected error."""
 
 # Each name is a private module ``_<name>`` in this package defining ``register(subparsers)``.
-_COMMAND_MODULES = ("lint", "diagram", "docs", "explore", "store")
+_COMMAND_MODULES = ("lint", "diagram", "docs", "explore", "check", "store")
 
 Runner = Callable[[argparse.Namespace], int]
 

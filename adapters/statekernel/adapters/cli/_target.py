@@ -9,7 +9,7 @@ from pathlib import Path
 
 from statekernel.kernel import Spec, StatekernelError
 
-__all__ = ["TargetError", "load_spec"]
+__all__ = ["TargetError", "load_object", "load_spec"]
 
 
 class TargetError(StatekernelError, LookupError):
@@ -25,6 +25,19 @@ def load_spec(target: str) -> Spec:
     :class:`~statekernel.kernel.SpecError` raised while the module builds its spec propagates
     unchanged, so callers can list every problem.
     """
+    value = _load(target)
+    if not isinstance(value, Spec):
+        raise TargetError(f"{target} is a {type(value).__name__}, not a statekernel.kernel.Spec")
+    return value
+
+
+def load_object(target: str) -> object:
+    """Import whatever ``target`` names (same forms as :func:`load_spec`), such as a store
+    factory for ``check --store MODULE:FACTORY``."""
+    return _load(target)
+
+
+def _load(target: str) -> object:
     module_part, sep, attr = target.rpartition(":")
     if not sep or not module_part or not attr:
         raise TargetError(
@@ -67,6 +80,4 @@ def load_spec(target: str) -> Spec:
         specs = sorted(k for k, v in vars(module).items() if isinstance(v, Spec))
         hint = f"; specs defined there: {', '.join(specs)}" if specs else ""
         raise TargetError(f"{module_part} has no attribute {attr!r}{hint}") from None
-    if not isinstance(value, Spec):
-        raise TargetError(f"{target} is a {type(value).__name__}, not a statekernel.kernel.Spec")
     return value
