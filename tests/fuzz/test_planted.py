@@ -99,7 +99,7 @@ def test_failure_output_names_property_steps_seed_and_json() -> None:
     assert "seniors_are_trained" in lines[1] and "promote" in lines[1]
     numbered = [line for line in lines if re.match(r"\s+\d+\. ", line)]
     assert [line.split(".")[0].strip() for line in numbered] == ["1", "2", "3", "4"]
-    assert "promote() on e1 by user2[manager]" in numbered[-1]
+    assert re.search(r"\[c2\] promote\(\) on e\d by user2\[manager\] key=c2-\d", numbered[-1])
     assert "rejected invariant_violated" in numbered[-1]
     assert "seed: 0" in lines
     assert "assert_trace_passes(SPEC, 'trace.json')" in text

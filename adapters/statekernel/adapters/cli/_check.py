@@ -14,8 +14,9 @@ was violated, 1 on a violation, 2 on a bad spec, target, store or argument.
 
 Stores: ``memory``; ``sqlite`` (a fresh database file per fuzz run in a temporary folder, or
 ``--db PATH``, a file that must not exist yet, rewritten by each run so that it ends up
-holding the last one); ``postgres`` (``STATEKERNEL_PG_DSN``, a fresh schema per run, dropped
-at the end); ``MODULE:FACTORY`` (a callable taking the spec and returning a fresh store).
+holding the last one); ``postgres`` (``STATEKERNEL_PG_DSN``, default
+``postgresql://postgres@127.0.0.1:5432/test``; a fresh schema per run, all dropped at the
+end); ``MODULE:FACTORY`` (a callable taking the spec and returning a fresh store).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote
 
 from statekernel.kernel import ExploreReport, Spec, StatekernelError
 from statekernel.kernel.testing import DEFAULT_EXAMPLES, DEFAULT_STEPS, FuzzReport, run_fuzz
@@ -40,7 +40,7 @@ from statekernel.kernel.testing import DEFAULT_EXAMPLES, DEFAULT_STEPS, FuzzRepo
 from ._explore import add_explore_arguments, explore_from_args
 from ._target import TargetError, load_object, load_spec
 
-__all__ = ["StoreOptionError", "register", "run_check", "store_factory"]
+__all__ = ["StoreOptionError", "postgres_factory", "register", "run_check", "store_factory"]
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 """The PostgreSQL DSN used when ``STATEKERNEL_PG_DSN`` is not set."""
@@ -125,7 +125,7 @@ def store_factory(store: str, db: str | None, spec: Spec) -> Iterator[Callable[[
         with _sqlite_factory(db) as factory:
             yield factory
     elif store == "postgres":
-        with _postgres_factory() as factory:
+        with postgres_factory(os.environ.get("STATEKERNEL_PG_DSN", DEFAULT_PG_DSN)) as factory:
             yield factory
     elif ":" in store:
         yield _user_factory(store, spec)
@@ -169,7 +169,9 @@ def _sqlite_factory(db: str | None) -> Iterator[Callable[[Spec], Any]]:
 
 
 @contextlib.contextmanager
-def _postgres_factory() -> Iterator[Callable[[Spec], Any]]:
+def postgres_factory(dsn: str) -> Iterator[Callable[[Spec], Any]]:
+    """Fresh ``PostgresStore`` instances on ``dsn``, each in its own new schema; the schemas
+    are dropped when the context ends."""
     try:
         import psycopg
 
@@ -179,29 +181,31 @@ def _postgres_factory() -> Iterator[Callable[[Spec], Any]]:
             "--store postgres needs the postgres store (statekernel.adapters.postgres) and its "
             f"driver; install 'statekernel[postgres]' ({exc})"
         ) from exc
-    dsn = os.environ.get("STATEKERNEL_PG_DSN", DEFAULT_PG_DSN)
     prefix = f"statekernel_check_{os.getpid()}_{int(time.time())}"
     schemas: list[str] = []
-    try:
-        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        raise StoreOptionError(f"cannot connect to PostgreSQL at {dsn}: {exc}") from exc
+    stores: list[Any] = []
 
     def fresh(spec: Spec) -> Any:
         schema = f"{prefix}_{len(schemas) + 1}"
-        admin.execute(f'CREATE SCHEMA "{schema}"')
         schemas.append(schema)
-        sep = "&" if "?" in dsn else "?"
-        return PostgresStore(spec, f"{dsn}{sep}options={quote(f'-csearch_path={schema}')}")
+        store = PostgresStore(spec, dsn, schema=schema)
+        stores.append(store)
+        return store
 
     fresh.__qualname__ = "PostgresStore"
     try:
         yield fresh
     finally:
-        for schema in schemas:
-            with contextlib.suppress(psycopg.Error):
-                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.close()
+        for store in stores:
+            with contextlib.suppress(Exception):
+                store.close()
+        if schemas:
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(dsn, autocommit=True, connect_timeout=5) as admin,
+            ):
+                for schema in schemas:
+                    admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _user_factory(target: str, spec: Spec) -> Callable[[Spec], Any]:
