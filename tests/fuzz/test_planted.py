@@ -114,7 +114,7 @@ def test_store_failure_output_shows_the_network() -> None:
     actions = [s.action for s in v.trace.steps]
     assert actions[-1] in ("retry", "duplicate", "deliver", "lose_reply")
     assert len({s.idempotency_key for s in v.trace.steps}) == 1  # one request, twice
-    words = {"hold": "delayed in the network", "lose_reply": "reply lost", "retry": "retry:"}
+    words = {"hold": "delayed in the network", "lose_reply": "reply lost", "retry": "retry "}
     for step in v.trace.steps:
         if step.action in words:
             assert words[step.action] in step.describe()

@@ -156,7 +156,7 @@ def test_new_trace_actions_describe_and_replay() -> None:
     trace = Trace("ledger", steps)
     text = trace.format()
     assert "sent, delayed in the network: deposit" in text and "-> in flight" in text
-    assert "reply lost: deposit" in text and "retry: deposit" in text
+    assert "reply lost: deposit" in text and "retry deposit" in text
     from statekernel.kernel import replay_trace
 
     result = replay_trace(LEDGER, trace)

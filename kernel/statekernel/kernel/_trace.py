@@ -45,9 +45,6 @@ or its own code failed."""
 _SENDING_ACTIONS = frozenset({"send", "deliver", "duplicate", "retry", "lose_reply"})
 
 _ACTION_WORDS = {
-    "deliver": "delivered late:",
-    "duplicate": "duplicated:",
-    "retry": "retry:",
     "lose_reply": "reply lost:",
     "hold": "sent, delayed in the network:",
 }

@@ -12,9 +12,10 @@ The generated ``RuleBasedStateMachine`` plays several clients against several en
 through a hostile network: requests under idempotency keys wait in flight and arrive in any
 order, are duplicated, are retried after a lost reply or before the first attempt arrived,
 carry stale ``expected_version`` values, and the store crashes and reopens when it has a
-``reopen()`` method. Commands come from the spec: enabled events with their ``examples`` (or
-payloads drawn from the payload types), plus unknown events, junk payloads, missing roles and
-reused keys.
+``reopen()`` method. Commands come from the spec: enabled events with their ``examples``,
+boundary values and payloads generated from the payload types, plus unknown events, junk
+payloads, missing roles, stale versions and reused keys; most of them are commands the
+kernel would accept in the entity's current state, so that rare states are reached.
 
 After every step the store is checked against a model built from the pure planner (never
 from a store): its answers, snapshots and audit logs; retried keys answer as the first time
