@@ -8,7 +8,8 @@ Run from the repository root::
 The generated test runs on the reference ``enrollment`` spec with ``MemoryStore``; every step
 is a network move checked against the kernel's model. The bare test is a
 ``RuleBasedStateMachine`` with one rule that increments a counter, run with the same
-Hypothesis settings; Hypothesis itself is the ceiling. Rounds alternate between the two and
+Hypothesis settings until it has taken at least as many steps; Hypothesis itself is the
+ceiling. Rounds alternate between the two and
 the medians are compared. The last line is ``ratio harness/bare_hypothesis: X.XX``.
 """
 
@@ -51,8 +52,9 @@ class Bare(RuleBasedStateMachine):
         Bare.steps += 1
 
 
-def bare_rate(examples: int, steps: int, seed: int) -> tuple[int, float]:
-    """Steps and seconds of the bare machine with the fuzzer's Hypothesis settings."""
+def bare_rate(target: int, examples: int, steps: int, seed: int) -> tuple[int, float]:
+    """Steps and seconds of the bare machine with the fuzzer's Hypothesis settings, run (with
+    successive seeds) until it has taken at least ``target`` steps."""
     Bare.steps = 0
     s = settings(
         max_examples=examples,
@@ -65,9 +67,13 @@ def bare_rate(examples: int, steps: int, seed: int) -> tuple[int, float]:
         phases=(Phase.generate, Phase.shrink),
         suppress_health_check=list(HealthCheck),
     )
-    started = time.perf_counter()
-    run_state_machine_as_test(hypothesis_seed(seed)(Bare), settings=s)
-    return Bare.steps, time.perf_counter() - started
+    spent = 0.0
+    while Bare.steps < target:
+        started = time.perf_counter()
+        run_state_machine_as_test(hypothesis_seed(seed)(Bare), settings=s)
+        spent += time.perf_counter() - started
+        seed += 1_000_003
+    return Bare.steps, spent
 
 
 def main() -> None:
@@ -84,7 +90,7 @@ def main() -> None:
         if report.violation is not None:
             raise SystemExit(f"unexpected violation:\n{report.violation}")
         harness.append(report.steps / report.seconds)
-        n, secs = bare_rate(args.examples, args.steps, r)
+        n, secs = bare_rate(report.steps, args.examples, args.steps, r)
         bare.append(n / secs)
         print(
             f"round {r + 1}: harness {report.steps} steps in {report.seconds:.2f}s "
