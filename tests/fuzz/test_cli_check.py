@@ -128,3 +128,13 @@ def test_bad_target_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_numbers_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", target("OVERDRAFT_FIXED"), "--examples", "0"]) == 2
     assert main(["check", target("OVERDRAFT_FIXED"), "--seed", "x"]) == 2
+
+
+@pytest.mark.postgres
+def test_postgres_store(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STATEKERNEL_PG_DSN", pg_dsn)
+    args = ["--store", "postgres", "--examples", "8", "--seed", "0"]
+    assert main(["check", target("SPLITTER_FIXED"), *args]) == 0
+    assert "on PostgresStore: 8 runs" in capsys.readouterr().out

@@ -175,7 +175,7 @@ def postgres_factory(dsn: str) -> Iterator[Callable[[Spec], Any]]:
     try:
         import psycopg
 
-        from statekernel.adapters.postgres import PostgresStore  # type: ignore[import-not-found]
+        from statekernel.adapters.postgres import PostgresStore
     except ImportError as exc:
         raise StoreOptionError(
             "--store postgres needs the postgres store (statekernel.adapters.postgres) and its "
