@@ -114,3 +114,16 @@ def test_a_counterexample_becomes_a_regression_test(tmp_path: Path) -> None:
         assert_trace_passes(counter(guarded=False), path)
     assert "3. inc" in str(info.value)
     assert assert_trace_passes(counter(guarded=True), path).ok
+
+
+def test_replay_lists_steps_whose_recorded_outcome_differs() -> None:
+    assert replay_trace(SPEC, Trace("enrollment", STEPS)).diverged == ()
+    lying = (
+        TraceStep("submit", None, "submitted"),  # the kernel rejects it: no documents yet
+        TraceStep("attach", {"count": 1}, "draft"),
+        TraceStep("submit", None, "draft", code="guard_rejected"),  # the kernel accepts it
+        TraceStep("archive"),  # no recorded outcome: not compared
+    )
+    result = replay_trace(SPEC, Trace("enrollment", lying))
+    assert result.diverged == (1, 3)
+    assert result.ok  # diverging is not a spec violation

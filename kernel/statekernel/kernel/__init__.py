@@ -47,6 +47,7 @@ from ._trace import (
     TraceStep,
     assert_trace_passes,
     replay_trace,
+    violation_property,
 )
 
 __all__ = [
@@ -99,4 +100,5 @@ __all__ = [
     "snapshot_to_data",
     "structurer_for",
     "unstructure",
+    "violation_property",
 ]

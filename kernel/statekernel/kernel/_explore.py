@@ -53,7 +53,7 @@ from ._model import Accepted, Actor, Command, Decision, Rejected, Snapshot
 from ._plan import KeyRecord, plan
 from ._serial import plain
 from ._spec import Spec
-from ._trace import VIOLATION_CODES, Trace, TraceStep
+from ._trace import VIOLATION_CODES, Trace, TraceStep, violation_property
 
 __all__ = [
     "GUEST",
@@ -434,11 +434,6 @@ class _Irregular(Exception):
     """The hot loop met something only ``decide`` may judge."""
 
 
-def _property_of(d: Rejected) -> str:
-    name = d.details.get("invariant") or d.details.get("where") or d.code
-    return f"{d.code}: {name}"
-
-
 def _peak_rss() -> int | None:
     try:
         import resource
@@ -671,7 +666,7 @@ class _Search:
                     f"stored: {problem}",
                     {"where": "update", "event": d.record.event},
                 )
-                self.violations.setdefault(_property_of(fault), (node, mid, fault))
+                self.violations.setdefault(violation_property(fault), (node, mid, fault))
                 return False
             if key not in seen:
                 if len(self.nodes) == limit:
@@ -682,7 +677,7 @@ class _Search:
                 self.via.append(mid)
             return True
         if d.code in VIOLATION_CODES:
-            prop = _property_of(d)
+            prop = violation_property(d)
             if prop not in self.violations:
                 self.violations[prop] = (node, mid, d)
         return False

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from ._model import Accepted, Actor, Command, Decision, Snapshot
+from ._model import Accepted, Actor, Command, Decision, Rejected, Snapshot
 from ._plan import KeyRecord, plan
 from ._serial import actor_from_data, actor_to_data, plain
 from ._spec import Spec
@@ -33,6 +33,7 @@ __all__ = [
     "TraceStep",
     "assert_trace_passes",
     "replay_trace",
+    "violation_property",
 ]
 
 TRACE_FORMAT = "statekernel-trace/1"
@@ -215,16 +216,26 @@ class Trace:
         return "\n".join(lines)
 
 
+def violation_property(decision: Rejected) -> str:
+    """How traces, the explorer and the fuzzer name the property a violating decision breaks:
+    ``invariant_violated: <invariant>`` or ``spec_fault: <where>``."""
+    name = decision.details.get("invariant") or decision.details.get("where") or decision.code
+    return f"{decision.code}: {name}"
+
+
 @attrs.frozen
 class ReplayResult:
     """What replaying a trace through the kernel gave: every decision in order, the final
     snapshot of each entity, and the first violation (a step whose decision is
-    ``invariant_violated`` or ``spec_fault``, or a retried key answered differently)."""
+    ``invariant_violated`` or ``spec_fault``)."""
 
     decisions: tuple[Decision | None, ...]
     snapshots: Mapping[str, Snapshot]
     violation: str | None = None
     violation_step: int | None = None
+    diverged: tuple[int, ...] = ()
+    """Steps whose recorded outcome (``code`` and ``state``) differs from the kernel's: in a
+    trace a store produced, the places where that store answered wrongly."""
 
     @property
     def ok(self) -> bool:
@@ -236,10 +247,16 @@ def replay_trace(spec: Spec, trace: Trace) -> ReplayResult:
     """Replay ``trace`` through the pure kernel (and planner, for keyed steps), with an
     in-memory model of entities and keys. ``crash`` and ``hold`` steps change nothing: the
     model is what a correct store must remember, and a held request counts when it is
-    delivered."""
+    delivered. Steps that recorded their outcome (a ``state``) are compared with the kernel's
+    and listed in ``diverged`` when they differ."""
     snapshots: dict[str, Snapshot] = {}
     keys: dict[str, KeyRecord] = {}
     decisions: list[Decision | None] = []
+    diverged: list[int] = []
+
+    def result(violation: str | None = None, at: int | None = None) -> ReplayResult:
+        return ReplayResult(tuple(decisions), dict(snapshots), violation, at, tuple(diverged))
+
     for n, step in enumerate(trace.steps, 1):
         if step.action not in _SENDING_ACTIONS:
             decisions.append(None)
@@ -248,17 +265,19 @@ def replay_trace(spec: Spec, trace: Trace) -> ReplayResult:
         key = step.idempotency_key
         p = plan(spec, step.entity, snapshots.get(step.entity), cmd, key, keys.get(key or ""))
         decisions.append(p.decision)
-        if p.replayed and key is not None and p.decision != keys[key].decision:
-            return ReplayResult(tuple(decisions), snapshots, f"key {key} answered differently", n)
         if p.snapshot is not None:
             snapshots[step.entity] = p.snapshot
         if p.key_record is not None and key is not None:
             keys[key] = p.key_record
         d = p.decision
+        if step.state is not None:
+            now = snapshots.get(step.entity, spec.start()).state
+            code = None if isinstance(d, Accepted) else d.code
+            if (code, now) != (step.code, step.state):
+                diverged.append(n)
         if not isinstance(d, Accepted) and d.code in VIOLATION_CODES:
-            name = d.details.get("invariant") or d.details.get("where") or d.code
-            return ReplayResult(tuple(decisions), snapshots, f"{d.code}: {name}", n)
-    return ReplayResult(tuple(decisions), snapshots)
+            return result(violation_property(d), n)
+    return result()
 
 
 def assert_trace_passes(spec: Spec, trace: Trace | str | os.PathLike[str]) -> ReplayResult:
