@@ -31,6 +31,15 @@ def _name_of(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__name__", None) or type(fn).__name__)
 
 
+def _name_and_describe(predicate: Guard | Invariant, fn: Callable[..., Any]) -> None:
+    """Default a predicate's name to its function's and its description to the first
+    paragraph of the function's docstring."""
+    if not predicate.name:
+        object.__setattr__(predicate, "name", _name_of(fn))
+    if not predicate.description:
+        object.__setattr__(predicate, "description", _first_paragraph(fn.__doc__))
+
+
 @attrs.frozen(repr=False)
 class Guard:
     """A named, documented predicate ``(ctx, payload) -> bool`` that must hold for a transition
@@ -42,10 +51,7 @@ class Guard:
     description: str = attrs.field(default="")
 
     def __attrs_post_init__(self) -> None:
-        if not self.name:
-            object.__setattr__(self, "name", _name_of(self.fn))
-        if not self.description:
-            object.__setattr__(self, "description", _first_paragraph(self.fn.__doc__))
+        _name_and_describe(self, self.fn)
 
     def __call__(self, ctx: Any, payload: Any) -> bool:
         return self.fn(ctx, payload)
@@ -74,10 +80,7 @@ class Invariant:
     description: str = attrs.field(default="")
 
     def __attrs_post_init__(self) -> None:
-        if not self.name:
-            object.__setattr__(self, "name", _name_of(self.fn))
-        if not self.description:
-            object.__setattr__(self, "description", _first_paragraph(self.fn.__doc__))
+        _name_and_describe(self, self.fn)
 
     def __call__(self, state: str, ctx: Any) -> bool:
         return self.fn(state, ctx)
