@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import pytest
 
-from statekernel.kernel import Spec, SpecError, Transition, guard, invariant
+from statekernel.kernel import Effect, Spec, SpecError, Transition, guard, invariant
 
 from .example import SPEC, Application
 
@@ -153,6 +153,13 @@ def test_lambda_guard_is_refused() -> None:
 def test_callables_with_wrong_arity_are_refused(transition: Transition) -> None:
     msg = one("takes (ctx, payload)", transitions=[transition])
     assert "transition 'go' (a -> b)" in msg
+
+
+def test_a_transition_emitting_two_messages_of_one_name_is_refused() -> None:
+    twice = Transition("go", "a", "b", effects=[Effect("sent"), Effect("other"), Effect("sent")])
+    msg = one("emitted twice", transitions=[twice])
+    assert "transition 'go' (a -> b) effect 'sent'" in msg
+    build(transitions=[Transition("go", "a", "b", effects=[Effect("sent"), Effect("other")])])
 
 
 def test_invariant_arity_and_initial_snapshot() -> None:

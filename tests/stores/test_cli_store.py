@@ -6,16 +6,21 @@ import json
 import sqlite3
 import sys
 import types
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import sqlite_utils
 
 from statekernel.adapters.cli import main
 from statekernel.adapters.memory import MemoryStore
-from statekernel.adapters.sqlite import SqliteStore
+from statekernel.adapters.sqlite import MIGRATIONS, SqliteStore
 from statekernel.kernel import Actor, Command
 
+from ._sqlite_workers import TALLY
 from .ledger import SPEC
 
 TARGET = "tests.stores.ledger:SPEC"
@@ -141,12 +146,12 @@ def test_postgres_dsn_goes_to_the_postgres_store(
     capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The DSN route hands the spec and DSN to ``PostgresStore`` (a stand-in here)."""
-    opened: list[tuple[Any, str]] = []
+    opened: list[tuple[Any, str, dict[str, Any]]] = []
     backing = MemoryStore(SPEC)
     backing.handle("acct", Command("deposit", {"amount": {"cents": 5}}))
 
-    def fake_store(spec: Any, dsn: str) -> MemoryStore:
-        opened.append((spec, dsn))
+    def fake_store(spec: Any, dsn: str, **options: Any) -> MemoryStore:
+        opened.append((spec, dsn, options))
         return backing
 
     module = types.ModuleType("statekernel.adapters.postgres")
@@ -157,7 +162,7 @@ def test_postgres_dsn_goes_to_the_postgres_store(
     assert code == 0 and "balance: 0 -> 5" in out
     code, out, _ = run(capsys, "verify", dsn, "--spec", TARGET)
     assert code == 0 and "1 entities verified, ok" in out
-    assert opened == [(SPEC, dsn), (SPEC, dsn)]
+    assert opened == [(SPEC, dsn, {"create": False}), (SPEC, dsn, {"create": False})]
 
 
 def test_an_unreachable_store_exits_3(capsys: Any) -> None:
@@ -172,3 +177,116 @@ def test_an_unreachable_store_exits_3(capsys: Any) -> None:
     )
     assert code == 3
     assert "the store failed" in err
+
+
+def test_a_database_lacking_later_migrations_is_read_as_it_is(tmp_path: Path, capsys: Any) -> None:
+    """The first release's layout (no outbox delivery column): read, never migrated."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS.apply(sqlite_utils.Database(conn), stop_before="0002_outbox_delivery")
+    conn.execute(
+        "INSERT INTO statekernel_specs (scope, spec_version, created_at)"
+        " VALUES ('ledger', 1, '2024-01-01T00:00:00+00:00')"
+    )
+    conn.close()
+    before = path.read_bytes()
+    code, out, err = run(capsys, "verify", str(path), "--spec", TARGET)
+    assert (code, out.strip()) == (0, "ledger v1: 0 entities verified, ok"), err
+    code, out, err = run(capsys, "history", str(path), "acct", "--spec", TARGET)
+    assert code == 0, err
+    assert path.read_bytes() == before
+    conn = sqlite3.connect(path)
+    names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations")]
+    conn.close()
+    assert names == ["0001_initial"]
+
+
+# --- PostgreSQL: the commands never create or write anything -----------------------------
+
+
+@pytest.fixture
+def empty_pg_database(pg_dsn: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database (the CLI uses the default schema name,
+    so each test gets a database of its own), dropped afterwards."""
+    import psycopg
+
+    parts = urlsplit(pg_dsn)
+    if parts.scheme not in ("postgresql", "postgres"):
+        pytest.skip("these tests build database URLs from a postgresql:// DSN")
+    name = f"sk_cli_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_objects(dsn: str) -> list[tuple[str, str]]:
+    """Every schema and relation outside the system catalogs, and every meta row."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT 'schema', nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%'"
+            " AND nspname NOT IN ('information_schema', 'public')"
+            " UNION ALL SELECT 'relation', n.nspname || '.' || c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'"
+        ).fetchall()
+        found = [(str(a), str(b)) for a, b in rows]
+        if ("relation", "statekernel.meta") in found:
+            meta = conn.execute("SELECT spec, spec_version FROM statekernel.meta").fetchall()
+            found += [("meta", f"{spec} v{version}") for spec, version in meta]
+    return sorted(found)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["history", "{dsn}", "acct", "--spec", TARGET], ["verify", "{dsn}", "--spec", TARGET]],
+)
+def test_postgres_database_without_the_schema_is_reported_and_left_untouched(
+    empty_pg_database: str, capsys: Any, argv: list[str]
+) -> None:
+    before = _pg_objects(empty_pg_database)
+    assert not any(name.startswith("statekernel") for _, name in before)
+    code, out, err = run(capsys, *(a.format(dsn=empty_pg_database) for a in argv))
+    assert code == 2, (out, err)
+    assert "has no statekernel tables" in err and "no data of spec 'ledger'" in err
+    assert "nothing was created or written" in err
+    assert _pg_objects(empty_pg_database) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["history", "{dsn}", "acct", "--spec", TARGET], ["verify", "{dsn}", "--spec", TARGET]],
+)
+def test_postgres_schema_of_another_spec_is_reported_and_left_untouched(
+    empty_pg_database: str, capsys: Any, argv: list[str]
+) -> None:
+    from statekernel.adapters.postgres import PostgresStore
+
+    with PostgresStore(TALLY, empty_pg_database) as other:
+        assert other.handle("t", Command("add", {"n": 1})).accepted
+    before = _pg_objects(empty_pg_database)
+    assert ("meta", "tally v1") in before
+    code, out, err = run(capsys, *(a.format(dsn=empty_pg_database) for a in argv))
+    assert code == 2, (out, err)
+    assert "holds no data of spec 'ledger'" in err
+    assert _pg_objects(empty_pg_database) == before
+
+
+def test_postgres_history_and_verify_read_a_schema_with_data(
+    empty_pg_database: str, capsys: Any
+) -> None:
+    from statekernel.adapters.postgres import PostgresStore
+
+    with PostgresStore(SPEC, empty_pg_database) as store:
+        store.handle("acct", Command("deposit", {"amount": {"cents": 5}}))
+    before = _pg_objects(empty_pg_database)
+    code, out, _ = run(capsys, "history", empty_pg_database, "acct", "--spec", TARGET)
+    assert code == 0 and "balance: 0 -> 5" in out
+    code, out, _ = run(capsys, "verify", empty_pg_database, "--spec", TARGET)
+    assert (code, out.strip()) == (0, "ledger v1: 1 entities verified, ok")
+    assert _pg_objects(empty_pg_database) == before

@@ -11,6 +11,7 @@ from statekernel.kernel import StatekernelError
 __all__ = [
     "CommitOutcomeUnknown",
     "SchemaMismatch",
+    "SchemaMissing",
     "StoreBusy",
     "StoreCorrupt",
     "StoreDataError",
@@ -44,6 +45,12 @@ class CommitOutcomeUnknown(StoreUnavailable):
 class SchemaMismatch(StoreError):
     """The database holds data of another spec, another spec version, or a schema this
     version of statekernel does not know. Nothing was written."""
+
+
+class SchemaMissing(SchemaMismatch):
+    """A store opened with ``create=False`` found no statekernel tables, or no data of its
+    spec, where it was pointed. Nothing was written: a store opened that way never creates
+    anything."""
 
 
 class StoreCorrupt(StoreError):

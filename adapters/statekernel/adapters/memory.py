@@ -9,7 +9,7 @@ acknowledged, as a durable store must).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from statekernel.kernel import (
@@ -23,7 +23,7 @@ from statekernel.kernel import (
     plan,
 )
 
-from .base import OutboxEntry, stamp, utcnow
+from .base import OutboxEntry, check_limit, outbox_ids, stamp, utcnow
 
 __all__ = ["MemoryStore"]
 
@@ -39,6 +39,7 @@ class MemoryStore:
         self._history: dict[str, list[AuditRecord]] = {}
         self._keys: dict[str, KeyRecord] = {}
         self._outbox: list[OutboxEntry] = []
+        self._delivered: dict[int, datetime] = {}
 
     def handle(
         self, entity: str, command: Command, *, idempotency_key: str | None = None
@@ -59,7 +60,14 @@ class MemoryStore:
                 self._history.setdefault(entity, []).append(p.record)
                 for m in p.outbox:
                     self._outbox.append(
-                        OutboxEntry(len(self._outbox) + 1, entity, p.record.version, m.name, m.data)
+                        OutboxEntry(
+                            len(self._outbox) + 1,
+                            entity,
+                            p.record.version,
+                            m.name,
+                            m.data,
+                            self.spec.name,
+                        )
                     )
             if p.key_record is not None:
                 self._keys[p.key_record.key] = p.key_record
@@ -80,8 +88,28 @@ class MemoryStore:
         return iter(sorted(self._snapshots))
 
     def outbox(self, *, after: int = 0, limit: int = 100) -> Sequence[OutboxEntry]:
-        """Outbox rows with ``id > after``, oldest first."""
-        return tuple(e for e in self._outbox if e.id > after)[:limit]
+        """Outbox rows with ``id > after``, oldest first, delivered or not (the outbox as
+        history; relay with :meth:`pending_outbox`)."""
+        with self._lock:
+            return tuple(e for e in self._outbox if e.id > after)[:limit]
+
+    def pending_outbox(self, *, limit: int = 100) -> Sequence[OutboxEntry]:
+        """Outbox rows not yet marked delivered, oldest first, at most ``limit``."""
+        check_limit(limit)
+        with self._lock:
+            pending = (e for e in self._outbox if e.id not in self._delivered)
+            return tuple(e for _, e in zip(range(limit), pending, strict=False))
+
+    def mark_delivered(self, ids: Iterable[int]) -> int:
+        """Mark these outbox rows delivered now; return how many were not already."""
+        wanted = outbox_ids(ids)
+        with self._lock:
+            fresh = [i for i in wanted if 1 <= i <= len(self._outbox) and i not in self._delivered]
+            if fresh:
+                now = self._clock()
+                for i in fresh:
+                    self._delivered[i] = now
+            return len(fresh)
 
     def purge_keys(self, older_than: datetime) -> int:
         """Forget key records first answered before ``older_than``."""

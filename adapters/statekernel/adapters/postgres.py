@@ -3,15 +3,23 @@
 Needs the ``postgres`` extra (psycopg 3 and psycopg-pool); this is the only module that
 imports them.
 
-Schema (created idempotently, under an advisory lock, in ``schema``; several stores, one per
-spec, may share it)::
+Schema (in ``schema``; several stores, one per spec, may share it)::
 
     meta       (spec PK, spec_version, format)          which spec version wrote the data
     snapshots  (spec, entity) PK, state, context jsonb, version
     audit      (spec, entity, version) PK, event, from_state, to_state, idempotency_key, at,
                record jsonb                              the exact audit record
     keys       (scope, key) PK, entity, fingerprint, decision jsonb, at
-    outbox     id identity PK, spec, entity, version, name, data jsonb
+    outbox     id identity PK, spec, entity, version, name, data jsonb, delivered_at
+               (partial index on the rows not yet delivered)
+
+Opening a store reads the catalog first; only if something is missing does it create it, with
+idempotent DDL under an advisory lock (an existing schema gains the columns and indexes of later
+releases in place: ``ADD COLUMN IF NOT EXISTS``, ``CREATE INDEX IF NOT EXISTS``). With
+``create=False`` it never writes: it raises
+:class:`~statekernel.adapters.errors.SchemaMissing` when the tables or the spec's data are
+absent, and reads a schema still lacking later columns (everything but the outbox relay methods
+works on it).
 
 One command is one READ COMMITTED transaction: load the snapshot and the key record, call the
 kernel's :func:`~statekernel.kernel.plan`, then write with a version compare-and-swap
@@ -40,8 +48,10 @@ command is refused with :class:`~statekernel.adapters.errors.StoreDataError` and
 written.
 
 Outbox ids come from an identity column: they order rows, but a transaction that commits late
-can add a row with an id below one a reader has already seen. Consumers that must not miss
-rows should re-read a window behind their last id.
+can add a row with an id below one a reader has already seen, so ``outbox(after=...)`` is for
+reading history, not for relaying. A relay uses :meth:`PostgresStore.pending_outbox` and
+:meth:`PostgresStore.mark_delivered`: a row stays pending until it is marked, whenever its
+transaction commits (see :mod:`statekernel.adapters.base`).
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -86,10 +96,11 @@ from statekernel.kernel import (
     unstructure,
 )
 
-from .base import OutboxEntry, stamp, utcnow
+from .base import OutboxEntry, check_limit, outbox_ids, stamp, utcnow
 from .errors import (
     CommitOutcomeUnknown,
     SchemaMismatch,
+    SchemaMissing,
     StoreBusy,
     StoreCorrupt,
     StoreDataError,
@@ -491,6 +502,10 @@ _STATEMENTS: Final = {
     "entities": "SELECT entity FROM {s}.snapshots WHERE spec = %s",
     "outbox": "SELECT id, entity, version, name, data::text FROM {s}.outbox"
     " WHERE spec = %s AND id > %s ORDER BY id LIMIT %s",
+    "pending": "SELECT id, entity, version, name, data::text FROM {s}.outbox"
+    " WHERE spec = %s AND delivered_at IS NULL ORDER BY id LIMIT %s",
+    "mark_delivered": "UPDATE {s}.outbox SET delivered_at = %s"
+    " WHERE spec = %s AND delivered_at IS NULL AND id = ANY(%s::bigint[])",
     "purge": "DELETE FROM {s}.keys WHERE scope = %s AND at < %s",
     "lock_timeout": "SET LOCAL lock_timeout = '5s'",
     "meta": "SELECT spec_version, format FROM {s}.meta WHERE spec = %s",
@@ -516,7 +531,28 @@ _DDL: Final = (
     " name text NOT NULL, data jsonb NOT NULL)",
     "CREATE INDEX IF NOT EXISTS outbox_spec_id ON {s}.outbox (spec, id)",
     "CREATE INDEX IF NOT EXISTS keys_scope_at ON {s}.keys (scope, at)",
+    # added after the first release: existing schemas gain them in place
+    "ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS delivered_at timestamptz",
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON {s}.outbox (spec, id) WHERE delivered_at IS NULL",
 )
+
+_TABLES: Final = frozenset({"meta", "snapshots", "audit", "keys", "outbox"})
+_INDEXES: Final = frozenset({"outbox_spec_id", "keys_scope_at", "outbox_pending"})
+
+
+@attrs.frozen
+class _Found:
+    """What the catalog shows of the store's schema (read without writing)."""
+
+    tables: frozenset[str]
+    indexes: frozenset[str]
+    delivered_at: bool
+    meta: tuple[int, int] | None
+
+    @property
+    def complete(self) -> bool:
+        """Every table, column and index this version creates is there."""
+        return self.tables >= _TABLES and self.indexes >= _INDEXES and self.delivered_at
 
 
 def _render(template: str, schema: str) -> bytes:
@@ -534,10 +570,14 @@ class PostgresStore:
     ``psycopg_pool.ConnectionPool`` (the caller opens and closes it). ``schema`` names the
     PostgreSQL schema holding the tables; ``max_retries`` bounds the re-runs of one command's
     transaction (lost compare-and-swap, 40001, 40P01); ``connect_timeout`` (seconds) bounds
-    connecting and waiting for a pool.
+    connecting and waiting for a pool. ``clock`` stamps commands that carry no ``at`` and
+    outbox rows marked delivered. ``create=False`` opens an existing schema without creating
+    or changing anything (for readers such as ``statekernel verify``).
 
     Raises :class:`~statekernel.adapters.errors.SchemaMismatch` if ``schema`` holds data
-    written for another version of the spec, and
+    written for another version of the spec,
+    :class:`~statekernel.adapters.errors.SchemaMissing` (with ``create=False``) if it holds no
+    statekernel tables or no data of ``spec``, and
     :class:`~statekernel.adapters.errors.StoreUnavailable` if the server cannot be reached.
     """
 
@@ -550,6 +590,7 @@ class PostgresStore:
         max_retries: int = 12,
         schema: str = "statekernel",
         connect_timeout: float = 5.0,
+        create: bool = True,
     ) -> None:
         if type(schema) is not str or not schema or not schema.isprintable() or len(schema) > 63:
             raise ValueError(f"schema must be a PostgreSQL identifier, got {schema!r}")
@@ -559,6 +600,8 @@ class PostgresStore:
         self.schema = schema
         self.max_retries = max_retries
         self._clock = clock
+        self._create = bool(create)
+        self._delivery_ready = True
         self._random = random.Random()
         self._sql = {name: _render(text, schema) for name, text in _STATEMENTS.items()}
         self._source: _Source
@@ -597,7 +640,68 @@ class PostgresStore:
             raise
         _commit(conn)
 
+    def _inspect(self) -> _Found:
+        """Read the catalog (in a read-only transaction): which of the store's tables,
+        indexes and columns exist, and the spec's meta row."""
+        with self._connection("reading the schema") as conn, self._transaction(conn):
+            conn.execute(b"SET TRANSACTION READ ONLY")
+            tables = frozenset(
+                row[0]
+                for row in conn.execute(
+                    b"SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (self.schema,),
+                )
+            )
+            indexes = frozenset(
+                row[0]
+                for row in conn.execute(
+                    b"SELECT indexname FROM pg_indexes WHERE schemaname = %s", (self.schema,)
+                )
+            )
+            delivered_at = (
+                conn.execute(
+                    b"SELECT 1 FROM information_schema.columns WHERE table_schema = %s"
+                    b" AND table_name = 'outbox' AND column_name = 'delivered_at'",
+                    (self.schema,),
+                ).fetchone()
+                is not None
+            )
+            meta = None
+            if "meta" in tables:
+                row = conn.execute(self._sql["meta"], (self.spec.name,)).fetchone()
+                meta = None if row is None else (int(row[0]), int(row[1]))
+        return _Found(tables & _TABLES, indexes & _INDEXES, delivered_at, meta)
+
+    def _check_meta(self, meta: tuple[int, int]) -> None:
+        if meta != (self.spec.version, FORMAT):
+            raise SchemaMismatch(
+                f"schema {self.schema!r} holds spec {self.spec.name!r} version {meta[0]} "
+                f"(table format {meta[1]}); this store is for version {self.spec.version} "
+                f"(table format {FORMAT}). Migrate the data or use another schema; "
+                "nothing was written"
+            )
+
     def _setup(self) -> None:
+        found = self._inspect()
+        if found.meta is not None:
+            self._check_meta(found.meta)
+        if not self._create:
+            where = f"schema {self.schema!r} on {self._source.where}"
+            if found.meta is None:
+                what = f"holds no data of spec {self.spec.name!r}"
+                if "meta" not in found.tables:
+                    what = f"has no statekernel tables, so it {what}"
+                raise SchemaMissing(f"{where} {what}; nothing was created or written")
+            missing = sorted(_TABLES - found.tables)
+            if missing:
+                raise SchemaMismatch(
+                    f"{where} lacks the tables {', '.join(missing)}; they were dropped or "
+                    "renamed outside the store (nothing was written)"
+                )
+            self._delivery_ready = found.delivered_at
+            return
+        if found.complete and found.meta is not None:
+            return  # nothing to create: no DDL, so no table locks at start-up
         lock_id = int.from_bytes(
             hashlib.sha256(f"statekernel:{self.schema}".encode()).digest()[:8], "big", signed=True
         )
@@ -608,13 +712,9 @@ class PostgresStore:
             row = conn.execute(self._sql["meta"], (self.spec.name,)).fetchone()
             if row is None:
                 conn.execute(self._sql["insert_meta"], (self.spec.name, self.spec.version, FORMAT))
-            elif (row[0], row[1]) != (self.spec.version, FORMAT):
-                raise SchemaMismatch(
-                    f"schema {self.schema!r} holds spec {self.spec.name!r} version {row[0]} "
-                    f"(table format {row[1]}); this store is for version {self.spec.version} "
-                    f"(table format {FORMAT}). Migrate the data or use another schema; "
-                    "nothing was written"
-                )
+            else:
+                self._check_meta((int(row[0]), int(row[1])))
+        self._delivery_ready = True
 
     def _backoff(self, attempt: int) -> None:
         time.sleep(self._random.uniform(0, min(0.2, 0.002 * 2**attempt)))
@@ -862,13 +962,76 @@ class PostgresStore:
         return sorted(row[0] for row in rows)
 
     def outbox(self, *, after: int = 0, limit: int = 100) -> Sequence[OutboxEntry]:
-        """Outbox rows with ``id > after``, oldest first, at most ``limit`` of them."""
+        """Outbox rows with ``id > after``, oldest first, at most ``limit`` of them,
+        delivered or not: the outbox as history.
+
+        Not a relay cursor: ids are assigned when rows are inserted, but rows become visible
+        when their transaction commits, so a transaction that commits late can add a row with
+        an id below one a reader has already seen, and a reader polling with
+        ``after=<last id seen>`` skips it for good. Relay with :meth:`pending_outbox` and
+        :meth:`mark_delivered`."""
         with self._connection("reading the outbox") as conn, self._transaction(conn):
             rows = conn.execute(self._sql["outbox"], (self.spec.name, after, limit)).fetchall()
-        return tuple(
-            OutboxEntry(row[0], row[1], row[2], row[3], _from_json(row[4], "outbox data"))
-            for row in rows
-        )
+        return tuple(self._entry(row) for row in rows)
+
+    def pending_outbox(self, *, limit: int = 100) -> Sequence[OutboxEntry]:
+        """Outbox rows not yet marked delivered, oldest first (by id), at most ``limit``.
+        A row that commits late, below ids already returned, is returned too: it is pending
+        until it is marked."""
+        check_limit(limit)
+        self._require_delivery()
+        with self._connection("reading the pending outbox") as conn, self._transaction(conn):
+            rows = conn.execute(self._sql["pending"], (self.spec.name, limit)).fetchall()
+        return tuple(self._entry(row) for row in rows)
+
+    def mark_delivered(self, ids: Iterable[int]) -> int:
+        """Mark these outbox rows delivered (at the store's clock, in one transaction) and
+        return how many changed; rows already delivered, unknown ids and other specs' rows
+        are left alone. Re-runs on serialization failures and deadlocks like
+        :meth:`handle`; raises :class:`~statekernel.adapters.errors.StoreBusy` when they
+        run out (marking again is harmless)."""
+        wanted = sorted(outbox_ids(ids))
+        self._require_delivery()
+        if not wanted:
+            return 0
+        at = _utc(self._clock())
+        doing = f"marking {len(wanted)} outbox row(s) delivered ({self._source.where})"
+        last: psycopg.Error | None = None
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self._backoff(attempt - 1)
+            try:
+                with self._source.borrow() as conn:
+                    _begin(conn)
+                    try:
+                        cur = conn.execute(
+                            self._sql["mark_delivered"], (at, self.spec.name, wanted)
+                        )
+                        changed = cur.rowcount
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+                    _commit(conn)
+                    return changed
+            except psycopg.Error as exc:
+                if exc.sqlstate not in ("40001", "40P01"):
+                    raise _translate(exc, doing) from exc
+                last = exc
+        raise StoreBusy(
+            f"{doing} kept failing serialization ({last}); nothing was written, mark them again"
+        ) from last
+
+    def _require_delivery(self) -> None:
+        if not self._delivery_ready:
+            raise SchemaMismatch(
+                f"the outbox in schema {self.schema!r} has no delivered_at column yet; the "
+                "store was opened with create=False, so it did not add it. Open the schema "
+                "once with create=True (the default) to upgrade it in place"
+            )
+
+    def _entry(self, row: Any) -> OutboxEntry:
+        data = _from_json(row[4], "outbox data")
+        return OutboxEntry(row[0], row[1], row[2], row[3], data, self.spec.name)
 
     def purge_keys(self, older_than: datetime) -> int:
         """Delete key records first answered before ``older_than`` (naive times are UTC);

@@ -26,7 +26,11 @@ written, so the command can be retried with its idempotency key.
 **Schema.** Tables are created and migrated with sqlite-utils' migrations (set
 ``"statekernel"``); ``statekernel_specs`` records each spec name and version stored in the
 file. Opening a file that holds data of the same spec name at another version raises
-:class:`~.errors.SchemaMismatch` and writes nothing. Contexts, payloads, actors, effects
+:class:`~.errors.SchemaMismatch` and writes nothing. Opening an existing file applies the
+migrations it lacks, in place, in one transaction. With ``create=False`` the store creates and
+migrates nothing: it raises :class:`~.errors.SchemaMissing` if the file holds no data of the
+spec, and reads a file still lacking later migrations (everything but the outbox relay methods
+works on it). Contexts, payloads, actors, effects
 and answers are stored as JSON text (``ensure_ascii``, so any Python string round-trips,
 and integers of any size stay exact); SQLite's JSON functions are never used on them, since
 they would turn integers beyond 64 bits into floats.
@@ -36,6 +40,12 @@ the time the key was first answered, the command's ``at``). After a purge, a ret
 key is a new request and runs again, so keep keys at least as long as any client may retry:
 the longest retry window of your clients plus a margin (days, not minutes). Audit rows keep
 their ``idempotency_key`` forever, so purging never loses the explanation of a transition.
+
+**Outbox.** Migration ``0002_outbox_delivery`` adds ``delivered_at`` to the outbox, with a
+partial index on the rows still undelivered. :meth:`SqliteStore.pending_outbox` and
+:meth:`SqliteStore.mark_delivered` are the relay API (see
+:mod:`statekernel.adapters.base`); rows written before the upgrade start undelivered, so a
+relay publishes them once more unless they are marked first.
 
 **Connections.** Given a path, the store opens (and owns) its connection, and
 :meth:`SqliteStore.reopen` closes it and opens the file again, as after a crash. Given a
@@ -88,10 +98,11 @@ from statekernel.kernel import (
 )
 
 from ._audit import Mismatch, VerifyReport, explain, verify_entity
-from .base import OutboxEntry, stamp, utcnow
+from .base import OutboxEntry, check_limit, outbox_ids, stamp, utcnow
 from .errors import (
     CommitOutcomeUnknown,
     SchemaMismatch,
+    SchemaMissing,
     StoreBusy,
     StoreCorrupt,
     StoreDataError,
@@ -180,7 +191,20 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-_KNOWN_MIGRATIONS = frozenset({"0001_initial"})
+@MIGRATIONS(name="0002_outbox_delivery")
+def _m0002_outbox_delivery(db: sqlite_utils.Database) -> None:
+    # NULL until a relay marks the row delivered; existing rows start undelivered (publishing
+    # a message twice is recoverable, never publishing it is not).
+    db.table("statekernel_outbox").add_column("delivered_at", str)
+    db.execute(
+        "CREATE INDEX statekernel_outbox_pending ON statekernel_outbox (scope, id)"
+        " WHERE delivered_at IS NULL"
+    )
+
+
+_DELIVERY_MIGRATION = "0002_outbox_delivery"
+
+_KNOWN_MIGRATIONS = frozenset({"0001_initial", _DELIVERY_MIGRATION})
 """The names of every migration above (a database with others is from a newer version)."""
 
 
@@ -215,6 +239,11 @@ _INSERT_KEY = (
     "INSERT INTO statekernel_keys (scope, key, entity, fingerprint, decision, at, at_us)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_SELECT_PENDING = (
+    "SELECT id, entity, version, name, data FROM statekernel_outbox"
+    " WHERE scope = ? AND delivered_at IS NULL ORDER BY id LIMIT ?"
+)
+_MARK_CHUNK = 500  # ids per UPDATE, far below SQLite's limit on bound parameters
 _SELECT_HISTORY = (
     "SELECT version, event, payload, actor, from_state, to_state, at, idempotency_key"
     " FROM statekernel_audit WHERE scope = ? AND entity = ? ORDER BY version"
@@ -371,7 +400,10 @@ class SqliteStore:
     ``sqlite3.Connection`` or a ``sqlite_utils.Database``. ``synchronous`` is ``"FULL"``
     (durable, the default) or ``"NORMAL"`` (faster; may lose the last acknowledged commits on
     power loss). ``busy_timeout`` is how long a write waits for the lock, in seconds.
-    ``clock`` stamps commands that carry no ``at``.
+    ``clock`` stamps commands that carry no ``at`` and outbox rows marked delivered.
+    ``create=False`` opens an existing database without changing it (no tables, migrations or
+    journal-mode switch; for readers such as ``statekernel verify``): it raises
+    :class:`~.errors.SchemaMissing` if the database holds no data of ``spec``.
     """
 
     def __init__(
@@ -382,6 +414,7 @@ class SqliteStore:
         synchronous: Synchronous = "FULL",
         busy_timeout: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
+        create: bool = True,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
@@ -391,6 +424,8 @@ class SqliteStore:
         self.synchronous: Synchronous = synchronous
         self.busy_timeout = float(busy_timeout)
         self._clock = clock
+        self._create = bool(create)
+        self._delivery_ready = True
         self._scope = spec.name
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[int, str, Snapshot]] = {}
@@ -444,7 +479,10 @@ class SqliteStore:
                     "boundaries, so commit or roll back before handing it over"
                 )
             self._configure(conn)
-            self._setup(conn)
+            if self._create:
+                self._setup(conn)
+            else:
+                self._check_existing(conn)
         except BaseException:
             if self._owned:
                 conn.close()
@@ -458,7 +496,7 @@ class SqliteStore:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         except sqlite3.Error as exc:
             raise translate_error(exc, "configuring the connection") from exc
-        if str(mode).lower() not in ("wal", "memory"):
+        if self._create and str(mode).lower() not in ("wal", "memory"):
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.Error as exc:
@@ -492,6 +530,25 @@ class SqliteStore:
                 raise
         except sqlite3.Error as exc:
             raise translate_error(exc, "preparing the schema") from exc
+
+    def _check_existing(self, conn: sqlite3.Connection) -> None:
+        """For ``create=False``: require the schema and the spec's record, write nothing."""
+        db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+        try:
+            applied = (
+                {m.name for m in MIGRATIONS.applied(db)}
+                if _has_table(conn, MIGRATIONS.migrations_table)
+                else set()
+            )
+            self._check_known_migrations(db)
+            if "0001_initial" not in applied or not self._spec_recorded(conn):
+                raise SchemaMissing(
+                    f"the database holds no data of spec {self._scope!r}; nothing was created "
+                    "or written"
+                )
+        except sqlite3.Error as exc:
+            raise translate_error(exc, "checking the schema") from exc
+        self._delivery_ready = _DELIVERY_MIGRATION in applied
 
     def _schema_ready(self, db: sqlite_utils.Database, conn: sqlite3.Connection) -> bool:
         if not _has_table(conn, MIGRATIONS.migrations_table):
@@ -884,14 +941,58 @@ class SqliteStore:
         return [r[0] for r in rows]
 
     def outbox(self, *, after: int = 0, limit: int = 100) -> list[OutboxEntry]:
-        """Outbox rows with ``id > after``, oldest first, at most ``limit``."""
+        """Outbox rows with ``id > after``, oldest first, at most ``limit``, delivered or not:
+        the outbox as history. A relay uses :meth:`pending_outbox` and
+        :meth:`mark_delivered`."""
         with self._read("reading the outbox") as conn:
             rows = conn.execute(
                 "SELECT id, entity, version, name, data FROM statekernel_outbox"
                 " WHERE scope = ? AND id > ? ORDER BY id LIMIT ?",
                 (self._scope, after, limit),
             ).fetchall()
-        return [OutboxEntry(r[0], r[1], r[2], r[3], _loads(r[4])) for r in rows]
+        return [self._entry(r) for r in rows]
+
+    def pending_outbox(self, *, limit: int = 100) -> list[OutboxEntry]:
+        """Outbox rows not yet marked delivered, oldest first, at most ``limit``."""
+        check_limit(limit)
+        self._require_delivery()
+        with self._read("reading the pending outbox") as conn:
+            rows = conn.execute(_SELECT_PENDING, (self._scope, limit)).fetchall()
+        return [self._entry(r) for r in rows]
+
+    def mark_delivered(self, ids: Iterable[int]) -> int:
+        """Mark these outbox rows delivered (at the store's clock, in one transaction) and
+        return how many changed; rows already delivered, unknown ids and other specs' rows
+        are left alone."""
+        wanted = sorted(outbox_ids(ids))
+        self._require_delivery()
+        if not wanted:
+            return 0
+        at = self._clock().isoformat()
+
+        def mark(conn: sqlite3.Connection) -> int:
+            changed = 0
+            for start in range(0, len(wanted), _MARK_CHUNK):
+                chunk = wanted[start : start + _MARK_CHUNK]
+                changed += conn.execute(
+                    "UPDATE statekernel_outbox SET delivered_at = ? WHERE scope = ?"
+                    f" AND delivered_at IS NULL AND id IN ({','.join('?' * len(chunk))})",
+                    (at, self._scope, *chunk),
+                ).rowcount
+            return changed
+
+        return self._transact(mark, lambda: f"marking {len(wanted)} outbox row(s) delivered")
+
+    def _require_delivery(self) -> None:
+        if not self._delivery_ready:
+            raise SchemaMismatch(
+                f"the database lacks migration {_DELIVERY_MIGRATION} (outbox delivery); the "
+                "store was opened with create=False, so it did not migrate it. Open it once "
+                "with create=True (the default) to upgrade it in place"
+            )
+
+    def _entry(self, row: Any) -> OutboxEntry:
+        return OutboxEntry(row[0], row[1], row[2], row[3], _loads(row[4]), self._scope)
 
     def explain(self, entity: str) -> str:
         """Every transition of ``entity`` with the context fields it changed

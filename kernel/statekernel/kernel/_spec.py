@@ -105,7 +105,8 @@ class Effect:
 
     ``build(ctx, payload)`` returns the message's data from the *new* context and the payload;
     without it the message carries no data. Accepted decisions return the built messages as
-    data; stores write them to their outbox in the same transaction.
+    data; stores write them to their outbox in the same transaction. The effects of one
+    transition have distinct names, so ``(entity, version, name)`` identifies a message.
     """
 
     name: str
@@ -391,10 +392,19 @@ def _validate(spec: Spec) -> list[Problem]:
             why = _accepts_args(t.update, 2)
             if why:
                 add(f"{label} update", f"an update takes (ctx, payload); {why}")
+        effect_names: set[str] = set()
         for e in t.effects:
             if not isinstance(e, Effect):
                 add(label, f"effect {e!r} must be an Effect")
-            elif e.build is not None:
+                continue
+            if e.name in effect_names:
+                add(
+                    f"{label} effect {e.name!r}",
+                    "is emitted twice by one transition; give each message its own name "
+                    "(consumers tell outbox messages apart by entity, version and name)",
+                )
+            effect_names.add(e.name)
+            if e.build is not None:
                 why = _accepts_args(e.build, 2)
                 if why:
                     add(f"{label} effect {e.name!r}", f"build takes (ctx, payload); {why}")

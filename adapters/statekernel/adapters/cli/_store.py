@@ -1,7 +1,10 @@
 """``statekernel history DB ENTITY`` and ``statekernel verify DB --spec TARGET``.
 
-``DB`` is a SQLite file, opened read-only (these commands never write), or a
-``postgresql://`` DSN, served by ``statekernel.adapters.postgres`` when it is installed.
+``DB`` is a SQLite file or a ``postgresql://`` DSN (served by ``statekernel.adapters.postgres``
+when it is installed). These commands never write: a SQLite file is opened read-only, and both
+stores are opened with ``create=False``, so a database without the spec's data is reported
+(exit 2) instead of being given a schema, and one that lacks later migrations is read as it
+is.
 """
 
 from __future__ import annotations
@@ -84,10 +87,10 @@ def _postgres_module() -> Any:
 
 
 def open_store(db: str, spec: Spec) -> Any:
-    """A store for ``spec`` on ``db``: a SQLite file opened read-only, or a PostgreSQL DSN.
-    The caller closes it (for SQLite, also its ``connection``)."""
+    """A store for ``spec`` on ``db`` that creates and writes nothing: a SQLite file opened
+    read-only, or a PostgreSQL DSN; both with ``create=False``. The caller closes it."""
     if _is_dsn(db):
-        return _postgres_module().PostgresStore(spec, db)
+        return _postgres_module().PostgresStore(spec, db, create=False)
     from statekernel.adapters.sqlite import SqliteStore, stored_specs
 
     conn = _sqlite_readonly(db)
@@ -98,7 +101,7 @@ def open_store(db: str, spec: Spec) -> Any:
     if spec.name not in specs:
         held = ", ".join(f"{k} v{v}" for k, v in specs.items()) or "no statekernel data"
         raise StoreArgumentError(f"{db} holds no data of spec {spec.name!r} (it holds: {held})")
-    return SqliteStore(spec, _readonly_uri(db))
+    return SqliteStore(spec, _readonly_uri(db), create=False)
 
 
 def run_history(args: argparse.Namespace) -> int:
