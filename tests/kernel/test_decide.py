@@ -299,3 +299,15 @@ def test_decide_does_not_touch_its_inputs() -> None:
     payload = dict(cmd.payload)  # type: ignore[call-overload]
     decide(SPEC, snap, cmd)
     assert snap == SPEC.start() and cmd.payload == payload
+
+
+def test_effect_data_is_plain_data_and_unconvertible_data_is_a_spec_fault() -> None:
+    tuple_effect = Effect("e", lambda c, p: {"items": (1, 2), "step": Step(3)})
+    spec = _counter_spec(Transition("step", "on", "on", payload=Step, effects=[tuple_effect]))
+    d = decide(spec, spec.start(), Command("step", {"by": 1}))
+    assert isinstance(d, Accepted)
+    assert d.effects[0].data == {"items": [1, 2], "step": {"by": 3}}
+    odd = Effect("odd", lambda c, p: {"x": object()})
+    spec = _counter_spec(Transition("step", "on", "on", payload=Step, effects=[odd]))
+    fault = rejected(decide(spec, spec.start(), Command("step", {"by": 1})))
+    assert fault.code == "spec_fault" and fault.details["where"] == "effect odd"

@@ -178,3 +178,37 @@ def test_purge_keys_forgets_old_keys_only(make_store: Any) -> None:
     assert store.handle("a", attrs.evolve(deposit(1), at=new), idempotency_key="old").accepted
     assert store.handle("a", deposit(2), idempotency_key="new").snapshot.version == 2
     assert store.get("a").context.balance == 4
+
+
+def test_naive_and_aware_times_purge_alike(make_store: Any) -> None:
+    """A naive time is taken as UTC by every store."""
+    from datetime import UTC, datetime
+
+    store = make_store(SPEC)
+    store.handle("a", attrs.evolve(deposit(1), at=datetime(2020, 1, 1)), idempotency_key="naive")
+    store.handle(
+        "a", attrs.evolve(deposit(2), at=datetime(2020, 1, 1, tzinfo=UTC)), idempotency_key="aware"
+    )
+    assert store.purge_keys(datetime(2019, 12, 31)) == 0
+    assert store.purge_keys(datetime(2025, 1, 1, tzinfo=UTC)) == 2
+
+
+def test_a_caller_mutating_an_answer_rewrites_nothing(make_store: Any) -> None:
+    store = make_store(SPEC)
+    first = store.handle("a", deposit(5), idempotency_key="k")
+    first.effects[0].data["cents"] = -1  # a careless caller
+    assert store.handle("a", deposit(5), idempotency_key="k").effects[0].data == {"cents": 5}
+    assert dict(store.outbox()[0].data) == {"cents": 5}
+
+
+def test_retry_answer_equals_first_answer_with_non_json_values(make_store: Any) -> None:
+    """Tuples and nested values in payloads, effects and rejection details come back from a
+    retry exactly as the first answer had them."""
+    store = make_store(SPEC)
+    cmd = Command("deposit", {"amount": {"cents": 3}, "tags": ("x", "y")})
+    first = store.handle("a", cmd, idempotency_key="k1")
+    assert store.handle("a", cmd, idempotency_key="k1") == first
+    stale = Command("withdraw", {"cents": 1}, expected_version=(1,))  # type: ignore[arg-type]
+    rejected = store.handle("a", stale, idempotency_key="k2")
+    assert rejected.code == "version_conflict"
+    assert store.handle("a", stale, idempotency_key="k2") == rejected

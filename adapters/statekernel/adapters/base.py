@@ -45,6 +45,7 @@ __all__ = [
     "OutboxEntry",
     "Store",
     "VerifyReport",
+    "as_utc",
     "check_limit",
     "explain",
     "outbox_ids",
@@ -57,6 +58,11 @@ __all__ = [
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (the stores' default clock)."""
     return datetime.now(UTC)
+
+
+def as_utc(at: datetime) -> datetime:
+    """``at`` as an aware time; a naive time is taken as UTC (every store's rule)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def stamp(command: Command, now: datetime) -> Command:

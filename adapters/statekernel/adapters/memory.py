@@ -1,9 +1,12 @@
 """``MemoryStore``: the in-process reference store.
 
 It follows the store contract exactly, with plain dictionaries under one lock, so the other
-stores can be tested against it and users can test their code without a database. It keeps
-everything across :meth:`MemoryStore.reopen` (a process-local "crash" loses nothing that was
-acknowledged, as a durable store must).
+stores can be tested against it and users can test their code without a database. Like a real
+store it keeps what it must remember as plain data (answers under keys, outbox messages) and
+refuses a context it could not store exactly (:class:`~.errors.StoreDataError`), so code that
+passes on it passes on SQLite and PostgreSQL too, and a caller that mutates an answer cannot
+rewrite history. It keeps everything across :meth:`MemoryStore.reopen` (a process-local
+"crash" loses nothing that was acknowledged, as a durable store must).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 from statekernel.kernel import (
     AuditRecord,
@@ -19,11 +23,16 @@ from statekernel.kernel import (
     KeyRecord,
     Snapshot,
     Spec,
+    UnsupportedType,
     check_identifier,
+    decision_from_data,
+    decision_to_data,
     plan,
+    unstructure,
 )
 
-from .base import OutboxEntry, check_limit, outbox_ids, stamp, utcnow
+from .base import OutboxEntry, as_utc, check_limit, outbox_ids, stamp, utcnow
+from .errors import StoreDataError
 
 __all__ = ["MemoryStore"]
 
@@ -37,7 +46,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._snapshots: dict[str, Snapshot] = {}
         self._history: dict[str, list[AuditRecord]] = {}
-        self._keys: dict[str, KeyRecord] = {}
+        self._keys: dict[str, tuple[KeyRecord, Any]] = {}  # key -> (record, answer as data)
         self._outbox: list[OutboxEntry] = []
         self._delivered: dict[int, datetime] = {}
 
@@ -46,7 +55,17 @@ class MemoryStore:
     ) -> Decision:
         """Decide ``command`` on ``entity`` and apply the plan atomically."""
         with self._lock:
-            stored = self._keys.get(idempotency_key) if type(idempotency_key) is str else None
+            kept = self._keys.get(idempotency_key) if type(idempotency_key) is str else None
+            stored = None
+            if kept is not None:
+                record, answer = kept
+                stored = KeyRecord(
+                    record.key,
+                    record.entity,
+                    record.fingerprint,
+                    decision_from_data(self.spec, answer),
+                    record.at,
+                )
             p = plan(
                 self.spec,
                 entity,
@@ -55,22 +74,39 @@ class MemoryStore:
                 idempotency_key,
                 stored,
             )
+            if p.replayed:
+                return p.decision
+            # Everything is converted before anything is written: all or nothing.
+            try:
+                if p.snapshot is not None:
+                    problem = self.spec.context_problem(p.snapshot.context)
+                    if problem is not None:
+                        raise StoreDataError(
+                            f"{command.event!r} on {entity!r} cannot be stored: the new "
+                            f"context {problem} (nothing was written)"
+                        )
+                messages = [(m.name, unstructure(m.data)) for m in p.outbox]
+                answer = decision_to_data(p.decision) if p.key_record is not None else None
+            except UnsupportedType as exc:
+                raise StoreDataError(
+                    f"{command.event!r} on {entity!r} cannot be stored: {exc} (nothing was written)"
+                ) from exc
             if p.snapshot is not None and p.record is not None:
                 self._snapshots[entity] = p.snapshot
                 self._history.setdefault(entity, []).append(p.record)
-                for m in p.outbox:
+                for name, data in messages:
                     self._outbox.append(
                         OutboxEntry(
                             len(self._outbox) + 1,
                             entity,
                             p.record.version,
-                            m.name,
-                            m.data,
+                            name,
+                            data,
                             self.spec.name,
                         )
                     )
             if p.key_record is not None:
-                self._keys[p.key_record.key] = p.key_record
+                self._keys[p.key_record.key] = (p.key_record, answer)
             return p.decision
 
     def get(self, entity: str) -> Snapshot | None:
@@ -112,9 +148,13 @@ class MemoryStore:
             return len(fresh)
 
     def purge_keys(self, older_than: datetime) -> int:
-        """Forget key records first answered before ``older_than``."""
+        """Forget key records first answered before ``older_than`` (a naive time is taken as
+        UTC, as in every store)."""
+        cutoff = as_utc(older_than)
         with self._lock:
-            old = [k for k, r in self._keys.items() if r.at is not None and r.at < older_than]
+            old = [
+                k for k, (r, _) in self._keys.items() if r.at is not None and as_utc(r.at) < cutoff
+            ]
             for k in old:
                 del self._keys[k]
             return len(old)

@@ -98,7 +98,7 @@ from statekernel.kernel import (
 )
 
 from ._audit import Mismatch, VerifyReport, explain, verify_entity
-from .base import OutboxEntry, check_limit, outbox_ids, stamp, utcnow
+from .base import OutboxEntry, as_utc, check_limit, outbox_ids, stamp, utcnow
 from .errors import (
     CommitOutcomeUnknown,
     SchemaMismatch,
@@ -285,9 +285,7 @@ _CACHE_LIMIT = 4096
 
 def _micros(at: datetime) -> int:
     """Microseconds since the epoch; a naive time is taken as UTC."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return (at - _EPOCH) // _US
+    return (as_utc(at) - _EPOCH) // _US
 
 
 # -- error translation: the one place sqlite3 errors become store errors ----------------------

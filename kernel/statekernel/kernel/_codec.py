@@ -125,7 +125,33 @@ def _compile(tp: object) -> Structurer:
 
 
 def _identity(value: object) -> object:
-    return value
+    """``Any`` (and unparametrised containers): any plain data, normalised to the form it
+    reads back as from storage (tuples become lists, enums their values...), so that a value
+    and its stored copy are equal."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        if math.isfinite(value):  # type: ignore[arg-type]
+            return value
+        raise PayloadError(f"expected a finite number, got {_describe(value)}")
+    try:
+        plain = unstructure(value)
+    except UnsupportedType:
+        raise PayloadError(f"expected plain data, got {_describe(value)}") from None
+    _check_finite(plain)
+    return plain
+
+
+def _check_finite(plain: object) -> None:
+    if type(plain) is float and not math.isfinite(plain):
+        raise PayloadError(f"expected a finite number, got {_describe(plain)}")
+    if type(plain) is list:
+        for item in plain:
+            _check_finite(item)
+    elif type(plain) is dict:
+        for item in plain.values():
+            _check_finite(item)
 
 
 def _none(value: object) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._codec import PayloadError
+from ._codec import PayloadError, UnsupportedType, unstructure
 from ._model import (
     Actor,
     Command,
@@ -33,6 +33,7 @@ from ._model import (
     Snapshot,
     make_accepted,
 )
+from ._serial import plain
 from ._spec import Effect, Spec
 
 __all__ = ["decide"]
@@ -185,7 +186,10 @@ def _precheck(
         return Rejected(
             "version_conflict",
             f"expected version {expected!r} but the entity is at version {snapshot.version}",
-            {"expected": expected, "actual": snapshot.version},
+            {
+                "expected": expected if type(expected) is int else plain(expected),
+                "actual": snapshot.version,
+            },
         )
     if candidates is None:
         allowed = spec._allowed.get(state, ())
@@ -251,5 +255,11 @@ def _build_effects(
             return _fault(
                 f"effect {e.name}", None, f"effect {e.name!r} built {type(data).__name__}"
             )
-        built.append(Message(e.name, dict(data)))
+        try:
+            plain_data = unstructure(data)  # plain data, as every store keeps and returns it
+        except UnsupportedType as exc:
+            return _fault(
+                f"effect {e.name}", exc, f"effect {e.name!r} built data that is not plain: {exc}"
+            )
+        built.append(Message(e.name, plain_data))
     return tuple(built)
