@@ -83,7 +83,6 @@ from statekernel.kernel import (
     Command,
     Decision,
     KeyRecord,
-    Message,
     PayloadError,
     Rejected,
     Snapshot,
@@ -760,13 +759,6 @@ class SqliteStore:
                         for (name, _), text in zip(effects, effect_texts, strict=True)
                     ],
                 )
-                if any(data != m.data for (_, data), m in zip(effects, p.outbox, strict=True)):
-                    # Answer in stored form, so that a retry's answer equals this one.
-                    decision = Accepted(
-                        decision.snapshot,
-                        decision.record,
-                        tuple(Message(name, data) for name, data in effects),
-                    )
             self._remember(entity, snap.version, ctx_text, snap)
             if kr is not None:
                 # decision_to_data(decision) as JSON, composed from the texts encoded above
@@ -794,12 +786,7 @@ class SqliteStore:
                 )
                 self._insert_key(conn, kr, answer, at_text if kr.at is rec.at else None)
         elif kr is not None and isinstance(decision, Rejected):
-            data = decision_to_data(decision)
-            if data["details"] != decision.details:
-                decision = Rejected(
-                    decision.code, decision.message, data["details"], error=decision.error
-                )
-            self._insert_key(conn, kr, _dumps(data))
+            self._insert_key(conn, kr, _dumps(decision_to_data(decision)))
         return decision
 
     def _insert_key(
