@@ -311,3 +311,35 @@ def test_effect_data_is_plain_data_and_unconvertible_data_is_a_spec_fault() -> N
     spec = _counter_spec(Transition("step", "on", "on", payload=Step, effects=[odd]))
     fault = rejected(decide(spec, spec.start(), Command("step", {"by": 1})))
     assert fault.code == "spec_fault" and fault.details["where"] == "effect odd"
+
+
+def test_str_enum_names_work_like_their_values() -> None:
+    import enum
+
+    class Ev(enum.StrEnum):
+        STEP = "step"
+        STOP = "stop"
+
+    class St(enum.StrEnum):
+        ON = "on"
+        OFF = "off"
+
+    spec = Spec(
+        name="enum",
+        version=1,
+        context=Counter,
+        initial=St.ON,
+        states=[St.ON, St.OFF],
+        final=[St.OFF],
+        transitions=[Transition(Ev.STEP, St.ON, St.ON), Transition(Ev.STOP, St.ON, St.OFF)],
+    )
+    assert type(spec.initial) is str and type(spec.transitions[0].event) is str
+    d = decide(spec, spec.start(), Command(Ev.STEP))
+    assert isinstance(d, Accepted) and type(d.record.event) is str
+    off = Snapshot("off", Counter(), 1)
+    assert rejected(decide(spec, off, Command(Ev.STEP))).code == "invalid_transition"
+
+
+def test_a_snapshot_in_a_state_the_spec_does_not_know_says_so() -> None:
+    d = rejected(decide(SPEC, Snapshot("limbo", Application(), 0), Command("submit")))
+    assert d.code == "invalid_transition" and "not a state of 'enrollment'" in d.message

@@ -48,11 +48,13 @@ def decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
     """
     try:
         event = command.event
+        if type(event) is not str and isinstance(event, str):
+            event = str.__str__(event)  # a StrEnum member, say: its plain value
         state = snapshot.state
         candidates = spec._table.get((state, event)) if type(event) is str else None
         expected = command.expected_version
         if candidates is None or expected is not None:
-            early = _precheck(spec, snapshot, command, candidates)
+            early = _precheck(spec, snapshot, command, candidates, event)
             if early is not None:
                 return early
             assert candidates is not None
@@ -169,11 +171,10 @@ def decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
 
 
 def _precheck(
-    spec: Spec, snapshot: Snapshot, command: Command, candidates: object
+    spec: Spec, snapshot: Snapshot, command: Command, candidates: object, event: object
 ) -> Rejected | None:
     """The rare paths, kept out of the hot one: unknown event, stale version, no transition
     from this state."""
-    event = command.event
     state = snapshot.state
     if candidates is None and (type(event) is not str or event not in spec._events):
         return Rejected(
@@ -192,6 +193,13 @@ def _precheck(
             },
         )
     if candidates is None:
+        if state not in spec._allowed and state not in spec.final:
+            return Rejected(
+                "invalid_transition",
+                f"the snapshot's state {state!r} is not a state of {spec.name!r} "
+                f"(states: {', '.join(spec.states)})",
+                {"event": event, "state": state, "allowed": []},
+            )
         allowed = spec._allowed.get(state, ())
         return Rejected(
             "invalid_transition",

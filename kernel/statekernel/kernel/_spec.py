@@ -113,10 +113,18 @@ class Effect:
     build: Callable[[Any, Any], Mapping[str, Any]] | None = None
 
 
+def _name(value: Any) -> Any:
+    """A state, event or role name as a plain ``str`` (a ``StrEnum`` member becomes its
+    value); anything else is left for validation to report."""
+    if isinstance(value, str) and type(value) is not str:
+        return str.__str__(value)
+    return value
+
+
 def _tuple_of_str(value: str | Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
-        return (value,)
-    return tuple(value)
+        return (_name(value),)
+    return tuple(_name(v) for v in value)
 
 
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
@@ -137,9 +145,9 @@ class Transition:
     - ``examples``: finite sample payloads, used by the explorer.
     """
 
-    event: str
+    event: str = attrs.field(converter=_name)
     source: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
-    target: str
+    target: str = attrs.field(converter=_name)
     guards: tuple[Guard, ...] = attrs.field(default=(), converter=_tuple, kw_only=True)
     update: Callable[[Any, Any], Any] | None = attrs.field(default=None, kw_only=True)
     payload: type | None = attrs.field(default=None, kw_only=True)
@@ -195,7 +203,7 @@ class Spec:
     name: str
     version: int
     context: type
-    initial: str
+    initial: str = attrs.field(converter=_name)
     states: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
     final: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
     transitions: tuple[Transition, ...] = attrs.field(default=(), converter=_tuple)
