@@ -1160,12 +1160,16 @@ def shrink_steps(
     *,
     max_runs: int = 400,
 ) -> FuzzViolation:
-    """Delete runs of 4, 3, 2 and 1 steps from ``violation`` for as long as the same property
-    still fails, and return the shortest violation found.
+    """Delete runs of 4, 3, 2 and 1 steps from ``violation``, and when none can go, replace
+    two adjacent steps by a copy of one step of the sequence, for as long as the same property
+    still fails; return the shortest violation found.
 
     Hypothesis shrinks first; this pass then escapes the local minima its shrinker can get
-    stuck in (a bug that needs a *pair* of steps removed at once to stay visible, such as a
-    write buffer flushed every third write). The harness is deterministic given the step
+    stuck in: a bug that needs a *pair* of steps removed at once to stay visible (a write
+    buffer flushed every third write), or two steps that do together what one other step
+    does alone (two one-hour trainings where one two-hour training would do; step integers
+    are scrambled, so Hypothesis cannot turn one into the other by making it smaller). The
+    harness is deterministic given the step
     integers, so each attempt is a plain rerun against a fresh store; at most ``max_runs``.
     """
     best = violation
@@ -1189,16 +1193,34 @@ def shrink_steps(
             store.close()
         return None
 
+    def shorter(candidate: list[int]) -> bool:
+        nonlocal best, seq, runs
+        runs += 1
+        found = attempt(candidate)
+        if found is not None and len(found.choices) < len(seq):
+            best, seq = found, list(found.choices)
+            return True
+        return False
+
+    def merged() -> bool:
+        for i in range(len(seq) - 1):
+            for m in range(len(seq)):
+                if runs >= max_runs:
+                    return False
+                if shorter([*seq[:i], seq[m], *seq[i + 2 :]]):
+                    return True
+        return False
+
     improved = True
     while improved and runs < max_runs:
         improved = False
         for size in (4, 3, 2, 1):
             i = 0
             while i + size <= len(seq) and runs < max_runs:
-                runs += 1
-                found = attempt(seq[:i] + seq[i + size :])
-                if found is not None and len(found.choices) < len(seq):
-                    best, seq, improved = found, list(found.choices), True
+                if shorter(seq[:i] + seq[i + size :]):
+                    improved = True
                 else:
                     i += 1
+        if not improved:
+            improved = merged()
     return best

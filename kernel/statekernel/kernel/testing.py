@@ -35,12 +35,14 @@ This is the only module of ``statekernel.kernel`` that imports Hypothesis.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
+import threading
 import time
 import unittest
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -239,6 +241,56 @@ def _settings(examples: int, steps: int) -> settings:
     )
 
 
+_constants_lock = threading.Lock()
+_constants_users = 0
+_constants_saved: Any = None
+
+
+@contextlib.contextmanager
+def _without_local_constants() -> Iterator[None]:
+    """Keep the source code of the modules loaded in the process out of the run.
+
+    Hypothesis (since 6.131) gives each integer, float, string and bytes draw a small chance
+    of returning a literal harvested from the source of every non-installed module in
+    ``sys.modules``. What it draws then depends on which modules happen to be imported (and
+    on their text), and since picking a literal consumes random numbers, every later draw
+    shifts too: the same seed gave different runs in a process that had imported one more
+    store adapter. The fuzzer's step integers are scrambled before use, so such literals
+    mean nothing to it; for the duration of the run Hypothesis sees none and the run depends
+    on the seed alone. Hypothesis versions without the feature are left as they are.
+    """
+    global _constants_users, _constants_saved
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:  # pragma: no cover - a Hypothesis without local constants
+        yield
+        return
+    if not callable(getattr(providers, "_get_local_constants", None)):  # pragma: no cover
+        yield
+        return
+    none = Constants()
+
+    def no_local_constants() -> Constants:
+        return none
+
+    with _constants_lock:
+        if _constants_users == 0:
+            _constants_saved = providers._get_local_constants
+            providers._get_local_constants = no_local_constants
+            providers.CONSTANTS_CACHE.cache.clear()
+        _constants_users += 1
+    try:
+        yield
+    finally:
+        with _constants_lock:
+            _constants_users -= 1
+            if _constants_users == 0:
+                providers._get_local_constants = _constants_saved
+                _constants_saved = None
+                providers.CONSTANTS_CACHE.cache.clear()
+
+
 def _find_violation(exc: BaseException) -> FuzzViolation | None:
     if isinstance(exc, FuzzViolation):
         return exc
@@ -288,7 +340,8 @@ def run_fuzz(
     violation: FuzzViolation | None = None
     started = time.perf_counter()
     try:
-        run_state_machine_as_test(machine, settings=_settings(examples, steps))
+        with _without_local_constants():
+            run_state_machine_as_test(machine, settings=_settings(examples, steps))
     except (FuzzViolation, FlakyFailure) as exc:
         found = _find_violation(exc)
         if found is None:
