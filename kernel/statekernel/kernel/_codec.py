@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
 import math
 import types
 import typing
@@ -414,7 +415,10 @@ def _generate_attrs_structurer(cls: type) -> Structurer:
             lines.append(f"        {v} = data[{key}]")
             lines += ["        " + b for b in body]
             lines.append(f"        kw[{key}] = {v}")
-    if all_required:
+    if all_required and _takes_fields_in_order(cls, [alias for alias, _, _, _ in fields]):
+        # Positional arguments: the same call as the keyword one below, without the kwargs.
+        lines.append(f"    return cls({', '.join(f'v{i}' for i in range(len(fields)))})")
+    elif all_required:
         args = ", ".join(f"{alias}=v{i}" for i, (alias, _, _, _) in enumerate(fields))
         lines.append(f"    return cls({args})")
     else:
@@ -422,6 +426,20 @@ def _generate_attrs_structurer(cls: type) -> Structurer:
     exec("\n".join(lines), namespace)
     fn: Structurer = namespace["structure"]
     return fn
+
+
+def _takes_fields_in_order(cls: type, aliases: list[str]) -> bool:
+    """Whether ``cls(*values)`` is the same call as ``cls(**dict(zip(aliases, values)))``: a
+    plain class (no metaclass, no ``__new__`` of its own) whose ``__init__`` takes exactly
+    ``aliases``, in that order, as ordinary parameters."""
+    if type(cls) is not type or any("__new__" in vars(base) for base in cls.__mro__[:-1]):
+        return False
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    ordinary = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return [p.name for p in params] == aliases and all(p.kind is ordinary for p in params)
 
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
