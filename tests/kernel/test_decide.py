@@ -240,9 +240,11 @@ def test_user_code_faults_become_spec_fault(where: str) -> None:
         if where == "guard-type"
         else None
     )
+    # The invariants hold on the initial snapshot (building the spec checks it) and fault on
+    # the one the step would produce.
     inv = {
-        "invariant": invariant(_boom),
-        "invariant-type": invariant(lambda s, c: None),
+        "invariant": invariant(lambda s, c: c.n == 0 or _boom()),
+        "invariant-type": invariant(lambda s, c: c.n == 0 or None),
     }.get(where)
     update = {"update": _boom, "update-type": lambda c, p: {"n": 1}}.get(where, _add)
     effect = {"effect": Effect("e", _boom), "effect-type": Effect("e", lambda c, p: [1])}.get(where)
@@ -259,12 +261,7 @@ def test_user_code_faults_become_spec_fault(where: str) -> None:
         update=update,
         effects=[effect] if effect else [],
     )
-    if inv is not None:
-        # the initial-snapshot check at build time would catch it: build without, then swap in
-        spec = _counter_spec(t)
-        object.__setattr__(spec, "invariants", (inv,))
-    else:
-        spec = _counter_spec(t)
+    spec = _counter_spec(t, invariants=(inv,) if inv is not None else ())
     d = rejected(decide(spec, spec.start(), Command("step", {"by": 1})))
     assert d.code == "spec_fault"
     if where in ("guard", "update", "invariant", "effect"):

@@ -17,6 +17,7 @@ import attrs
 from ._codec import PayloadError, Structurer, UnsupportedType, structurer_for, unstructure
 from ._errors import Problem, SpecError
 from ._model import Snapshot
+from ._steps import Step, compile_step
 
 __all__ = ["Effect", "Guard", "Invariant", "Spec", "Transition", "guard", "invariant"]
 
@@ -198,6 +199,10 @@ class Spec:
     :class:`~statekernel.kernel.SpecError`. Two transitions may share ``(source, event)`` only
     when guards separate them: they are tried in declaration order, and only the last may be
     unguarded (the fallback).
+
+    Building also compiles the spec for ``decide`` (lookup tables and one generated deciding
+    function per state and event), so a spec must not be changed after it is built: derive a
+    new one with ``attrs.evolve`` instead.
     """
 
     name: str
@@ -214,6 +219,9 @@ class Spec:
         init=False, eq=False, repr=False, factory=dict
     )
     _allowed: Mapping[str, tuple[str, ...]] = attrs.field(
+        init=False, eq=False, repr=False, factory=dict
+    )
+    _steps: Mapping[str, Mapping[str, Step]] = attrs.field(
         init=False, eq=False, repr=False, factory=dict
     )
     _events: frozenset[str] = attrs.field(init=False, eq=False, repr=False, factory=frozenset)
@@ -500,10 +508,20 @@ def _compile(spec: Spec) -> None:
         for s in t.source:
             table.setdefault((s, t.event), []).append(compiled)
     frozen_table = {k: tuple(v) for k, v in table.items()}
+    # One generated deciding function per key; keys with the same candidates share it.
+    steps: dict[tuple[int, ...], Step] = {}
+    for cands in frozen_table.values():
+        indices = tuple(c.index for c in cands)
+        if indices not in steps:
+            steps[indices] = compile_step(cands, spec.invariants, spec.context)
     allowed: dict[str, set[str]] = {}
     for s, e in frozen_table:
         allowed.setdefault(s, set()).add(e)
     object.__setattr__(spec, "_table", frozen_table)
+    by_state: dict[str, dict[str, Step]] = {}
+    for (s, e), cands in frozen_table.items():
+        by_state.setdefault(s, {})[e] = steps[tuple(c.index for c in cands)]
+    object.__setattr__(spec, "_steps", by_state)
     object.__setattr__(spec, "_allowed", {s: tuple(sorted(es)) for s, es in allowed.items()})
     object.__setattr__(spec, "_events", frozenset(t.event for t in spec.transitions))
     object.__setattr__(spec, "_context_structure", structurer_for(spec.context))
