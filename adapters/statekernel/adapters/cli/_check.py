@@ -37,7 +37,7 @@ from typing import Any, TextIO
 from statekernel.kernel import ExploreReport, Spec, StatekernelError
 from statekernel.kernel.testing import DEFAULT_EXAMPLES, DEFAULT_STEPS, FuzzReport, run_fuzz
 
-from ._explore import add_explore_arguments, explore_from_args
+from ._explore import add_explore_arguments, explore_from_args, positive_int
 from ._target import TargetError, load_object, load_spec
 
 __all__ = ["StoreOptionError", "postgres_factory", "register", "run_check", "store_factory"]
@@ -48,16 +48,6 @@ DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 class StoreOptionError(StatekernelError, ValueError):
     """A ``--store`` or ``--db`` that names no usable store (exit code 2)."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _seed(text: str) -> int:
@@ -97,7 +87,7 @@ def register(sub: Any) -> None:
     add_explore_arguments(p)
     p.add_argument(
         "--examples",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_EXAMPLES,
         help=f"fuzz runs (Hypothesis examples; default {DEFAULT_EXAMPLES})",
     )

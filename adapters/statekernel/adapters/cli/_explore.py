@@ -31,7 +31,8 @@ DEFAULT_MAX_STATES = 1_000_000
 """The state bound when ``--max-states`` is not given."""
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer."""
     try:
         value = int(text)
     except ValueError:
@@ -56,11 +57,11 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
     ``--time-budget``/``--seconds``, ``--idempotency``, ``--clients``) to ``parser``, so that
     other subcommands (``check``) accept the same flags."""
     parser.add_argument(
-        "--max-depth", type=_positive_int, default=None, help="explore paths of at most N steps"
+        "--max-depth", type=positive_int, default=None, help="explore paths of at most N steps"
     )
     parser.add_argument(
         "--max-states",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_STATES,
         help=f"keep at most N distinct states (default {DEFAULT_MAX_STATES:,})",
     )
@@ -81,7 +82,7 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clients",
-        type=_positive_int,
+        type=positive_int,
         default=2,
         help="clients in the idempotency model (default 2)",
     )
