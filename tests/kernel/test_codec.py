@@ -99,6 +99,7 @@ def test_self_referencing_class() -> None:
         (float, math.inf, "finite"),
         (float, -math.inf, "finite"),
         (float, False, "expected float"),
+        (float, 10**400, "finite"),
         (str, 1, "expected str"),
         (bool, 1, "expected bool"),
         (bool, "true", "expected bool"),
@@ -111,6 +112,8 @@ def test_self_referencing_class() -> None:
         (dict[str, int], [], "expected an object"),
         (int | None, "x", "expected int"),
         (int | str, 1.5, "expected int | str"),
+        (frozenset[Any], [[1], [2]], "hashable"),
+        (frozenset[dict[str, int]], [{"a": 1}], "hashable"),
     ],
 )
 def test_refusals(tp: object, value: object, needle: str) -> None:

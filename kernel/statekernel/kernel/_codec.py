@@ -177,7 +177,10 @@ def _int(value: object) -> int:
 
 def _float(value: object) -> float:
     if type(value) is float or (isinstance(value, int | float) and not isinstance(value, bool)):
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:  # an int beyond the float range
+            f = math.inf
         if math.isfinite(f):
             return f
         raise PayloadError(f"expected a finite number, got {_describe(value)}")
@@ -261,7 +264,10 @@ def _sequence(item: Structurer, build: Callable[[Any], Any], name: str) -> Struc
                 out.append(item(v))
             except PayloadError as exc:
                 raise exc.within(str(i)) from None
-        return build(out)
+        try:
+            return build(out)
+        except TypeError:  # frozenset items must be hashable (a list, a dict...)
+            raise PayloadError(f"expected hashable items, got {_describe(value)}") from None
 
     return structure
 
