@@ -172,3 +172,11 @@ outers = st.builds(
 @given(outers)
 def test_round_trip_is_exact(value: Outer) -> None:
     assert structurer_for(Outer)(unstructure(value)) == value
+
+
+def test_unions_in_another_order_are_other_types() -> None:
+    # int | float == float | int, but the first member that fits wins
+    assert type(structurer_for(float | int)(3)) is float
+    assert type(structurer_for(int | float)(3)) is int
+    assert structurer_for(list[float | int])([3]) == [3.0]
+    assert type(structurer_for(list[int | float])([3])[0]) is int

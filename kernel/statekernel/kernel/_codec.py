@@ -75,14 +75,25 @@ _cache: dict[object, Structurer] = {}
 
 def structurer_for(tp: object) -> Structurer:
     """Compile (and cache) the strict structurer for ``tp``."""
+    key = _cache_key(tp)
     try:
-        return _cache[tp]
+        return _cache[key]
     except (KeyError, TypeError):
         pass
     fn = _compile(tp)
     with contextlib.suppress(TypeError):  # unhashable type expressions are not cached
-        _cache[tp] = fn
+        _cache[key] = fn
     return fn
+
+
+def _cache_key(tp: object) -> object:
+    """``tp`` as a cache key. Unions compare equal whatever the order of their members
+    (``int | float == float | int``, and so do ``list[int | float]`` and ``list[float |
+    int]``), but the first member that fits wins, so members are keyed in order."""
+    origin = typing.get_origin(tp)
+    if origin is None or origin is Literal:  # Literal[1] != Literal[True], unlike 1 and True
+        return tp
+    return (origin, tuple(_cache_key(a) for a in typing.get_args(tp)))
 
 
 def _compile(tp: object) -> Structurer:
