@@ -99,6 +99,7 @@ def test_self_referencing_class() -> None:
         (float, math.inf, "finite"),
         (float, -math.inf, "finite"),
         (float, False, "expected float"),
+        (float, 10**400, "finite"),
         (str, 1, "expected str"),
         (bool, 1, "expected bool"),
         (bool, "true", "expected bool"),
@@ -111,6 +112,8 @@ def test_self_referencing_class() -> None:
         (dict[str, int], [], "expected an object"),
         (int | None, "x", "expected int"),
         (int | str, 1.5, "expected int | str"),
+        (frozenset[Any], [[1], [2]], "hashable"),
+        (frozenset[dict[str, int]], [{"a": 1}], "hashable"),
     ],
 )
 def test_refusals(tp: object, value: object, needle: str) -> None:
@@ -169,3 +172,11 @@ outers = st.builds(
 @given(outers)
 def test_round_trip_is_exact(value: Outer) -> None:
     assert structurer_for(Outer)(unstructure(value)) == value
+
+
+def test_unions_in_another_order_are_other_types() -> None:
+    # int | float == float | int, but the first member that fits wins
+    assert type(structurer_for(float | int)(3)) is float
+    assert type(structurer_for(int | float)(3)) is int
+    assert structurer_for(list[float | int])([3]) == [3.0]
+    assert type(structurer_for(list[int | float])([3])[0]) is int

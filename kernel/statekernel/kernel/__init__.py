@@ -7,7 +7,7 @@ imports only the standard library and attrs (Hypothesis only inside
 ``statekernel.kernel.testing``).
 """
 
-from ._codec import PayloadError, UnsupportedType, structurer_for, unstructure
+from ._codec import PayloadError, UnsupportedType, checker_for, structurer_for, unstructure
 from ._decide import decide
 from ._errors import InvalidIdentifier, Problem, SpecError, StatekernelError
 from ._explore import (
@@ -84,6 +84,7 @@ __all__ = [
     "UnsupportedType",
     "assert_trace_passes",
     "check_identifier",
+    "checker_for",
     "decide",
     "decision_from_data",
     "decision_to_data",

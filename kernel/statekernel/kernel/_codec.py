@@ -7,6 +7,8 @@ contexts travel to and from storage as plain data. Both directions go through he
   instance of that type **strictly**: unknown keys, missing keys and wrong types are errors;
   a ``bool`` is not an ``int``; ``NaN`` and the infinities are not numbers.
 - :func:`unstructure` turns any supported value back into JSON-compatible data.
+- :func:`checker_for` compiles, once per type, a function that says whether a value reads
+  back equal from its plain form, without building that plain form when it need not.
 
 Supported types: ``int``, ``float``, ``str``, ``bool``, ``None``, ``typing.Any``/``object``,
 ``Literal[...]``, unions (``X | None`` included), ``tuple[X, ...]``, ``tuple[X, Y]``,
@@ -29,9 +31,11 @@ from typing import Any, Literal
 import attrs
 
 __all__ = [
+    "Checker",
     "PayloadError",
     "Structurer",
     "UnsupportedType",
+    "checker_for",
     "structurer_for",
     "unstructure",
 ]
@@ -51,7 +55,7 @@ class PayloadError(Exception):
 
     def within(self, name: str) -> PayloadError:
         """The same error, one level further out (``name`` is the enclosing field)."""
-        return PayloadError(self.reason, (name, *self.path))
+        return type(self)(self.reason, (name, *self.path))
 
     @property
     def field(self) -> str:
@@ -75,14 +79,25 @@ _cache: dict[object, Structurer] = {}
 
 def structurer_for(tp: object) -> Structurer:
     """Compile (and cache) the strict structurer for ``tp``."""
+    key = _cache_key(tp)
     try:
-        return _cache[tp]
+        return _cache[key]
     except (KeyError, TypeError):
         pass
     fn = _compile(tp)
     with contextlib.suppress(TypeError):  # unhashable type expressions are not cached
-        _cache[tp] = fn
+        _cache[key] = fn
     return fn
+
+
+def _cache_key(tp: object) -> object:
+    """``tp`` as a cache key. Unions compare equal whatever the order of their members
+    (``int | float == float | int``, and so do ``list[int | float]`` and ``list[float |
+    int]``), but the first member that fits wins, so members are keyed in order."""
+    origin = typing.get_origin(tp)
+    if origin is None or origin is Literal:  # Literal[1] != Literal[True], unlike 1 and True
+        return tp
+    return (origin, tuple(_cache_key(a) for a in typing.get_args(tp)))
 
 
 def _compile(tp: object) -> Structurer:
@@ -177,7 +192,10 @@ def _int(value: object) -> int:
 
 def _float(value: object) -> float:
     if type(value) is float or (isinstance(value, int | float) and not isinstance(value, bool)):
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:  # an int beyond the float range
+            f = math.inf
         if math.isfinite(f):
             return f
         raise PayloadError(f"expected a finite number, got {_describe(value)}")
@@ -261,7 +279,10 @@ def _sequence(item: Structurer, build: Callable[[Any], Any], name: str) -> Struc
                 out.append(item(v))
             except PayloadError as exc:
                 raise exc.within(str(i)) from None
-        return build(out)
+        try:
+            return build(out)
+        except TypeError:  # frozenset items must be hashable (a list, a dict...)
+            raise PayloadError(f"expected hashable items, got {_describe(value)}") from None
 
     return structure
 
@@ -508,3 +529,528 @@ def _unstructure_set(value: Iterable[Any]) -> list[Any]:
 
 def _unstructure_sequence(value: Iterable[Any]) -> list[Any]:
     return [unstructure(v) for v in value]
+
+
+# --------------------------------------------------------------------------------------------
+# Checkers: does a value read back equal from its plain form?
+
+Checker = Callable[[object], None]
+"""Returns ``None`` when a value reads back equal from its plain form (``structure(unstructure(
+value)) == value``), raises :class:`PayloadError` naming the field otherwise."""
+
+_Pred = Callable[[object], bool]
+
+_INF = math.inf
+_NINF = -math.inf
+
+_KIND_OF: dict[type, str] = {
+    type(None): "none",
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "str",
+    list: "list",
+    dict: "dict",
+}
+"""The kind of each plain type, which is what a union's members are told apart by."""
+
+_ALL_KINDS = frozenset(_KIND_OF.values())
+
+
+class _Node:
+    """What the checker knows about one type.
+
+    ``pred`` is the fast path: ``True`` only for values that certainly read back equal (exact
+    types, finite floats...), without allocating. ``check`` is exact: the fast path, then the
+    round trip itself for whatever the fast path cannot vouch for. ``accepts`` is the kinds of
+    plain data the structurer takes, ``fast`` the kinds that values passing ``pred`` turn into;
+    unions use both to know when the first member that takes a value is the one it fits."""
+
+    __slots__ = ("accepts", "check", "fast", "pred")
+
+    def __init__(
+        self, pred: _Pred, check: Checker, accepts: frozenset[str], fast: frozenset[str]
+    ) -> None:
+        self.pred = pred
+        self.check = check
+        self.accepts = accepts
+        self.fast = fast
+
+
+_nodes: dict[object, _Node] = {}
+
+
+class _NotPlain(PayloadError):
+    """A value that has no plain form at all."""
+
+
+class _Unequal(PayloadError):
+    """A value that has a plain form, which structures into something else."""
+
+
+def _rank(exc: PayloadError) -> int:
+    """How the round trip would report it: a value with no plain form anywhere first (it
+    fails while turning the whole value into plain data), then a part that does not
+    structure, then a copy that is not equal."""
+    return 2 if isinstance(exc, _NotPlain) else 0 if isinstance(exc, _Unequal) else 1
+
+
+def _first(found: PayloadError | None, exc: PayloadError) -> PayloadError:
+    """Of two failures met in field order, the one the round trip would report."""
+    return found if found is not None and _rank(found) >= _rank(exc) else exc
+
+
+_Locate = Callable[[object, type[PayloadError]], PayloadError | None]
+
+
+def checker_for(tp: object) -> Checker:
+    """Compile (and cache) the checker for ``tp``: a function that returns ``None`` when a
+    value reads back equal from its plain form, ``structurer_for(tp)(unstructure(value)) ==
+    value``, and raises :class:`PayloadError` naming the offending field otherwise.
+
+    It answers exactly what that round trip answers, but the common case (every value of its
+    field's exact type: ``int`` not ``bool``, finite ``float``, an attrs instance of the
+    declared class, a ``tuple`` for a tuple field, plain data in an ``Any`` field...) is
+    checked by generated code without building the plain form or a copy. Only a value of
+    another type (an ``int`` in a ``float`` field, a subclass, a ``tuple`` in an ``Any``
+    field) takes the round trip. Raises :class:`UnsupportedType` like :func:`structurer_for`.
+
+    Equal means ``==``, as attrs compares fields: an ``int`` in a ``float`` field passes when
+    the float it comes back as is equal to it (``1`` does, ``2**53 + 1`` does not), an
+    ``IntEnum`` member in an ``int`` field passes, and so does a ``set`` in a ``frozenset``
+    field. An instance of a subclass of an attrs class does not: it comes back as the
+    declared class, and attrs' ``__eq__`` compares classes.
+    """
+    return _node(tp).check
+
+
+def _node(tp: object) -> _Node:
+    key = _cache_key(tp)
+    try:
+        return _nodes[key]
+    except (KeyError, TypeError):
+        pass
+    node = _compile_node(tp)
+    with contextlib.suppress(TypeError):
+        _nodes[key] = node
+    return node
+
+
+def _round_trip(structure: Structurer, locate: _Locate | None = None) -> Checker:
+    """The exact check: structure the plain form and compare. ``locate`` looks for the first
+    part of a failed value that fails the same way, to name it rather than the whole value."""
+
+    def check(value: object) -> None:
+        try:
+            plain = unstructure(value)
+        except UnsupportedType as exc:
+            found = locate(value, _NotPlain) if locate is not None else None
+            raise found or _NotPlain(f"it holds a value that is not plain data: {exc}") from None
+        back = structure(plain)
+        if back == value:
+            return
+        found = locate(value, _Unequal) if locate is not None else None
+        raise found or _Unequal(
+            f"{_describe(value)} does not read back equal from plain data "
+            f"(it would read back as {_describe(back)})"
+        )
+
+    return check
+
+
+def _with_fast_path(pred: _Pred, slow: Checker) -> Checker:
+    def check(value: object) -> None:
+        if pred(value):
+            return
+        slow(value)
+
+    return check
+
+
+def _locate_items(item: Checker) -> _Locate:
+    def locate(value: object, kind: type[PayloadError]) -> PayloadError | None:
+        if type(value) is list or type(value) is tuple:
+            for i, v in enumerate(value):
+                try:
+                    item(v)
+                except PayloadError as exc:
+                    if type(exc) is kind:
+                        return exc.within(str(i))
+        return None
+
+    return locate
+
+
+def _locate_values(item: Checker) -> _Locate:
+    def locate(value: object, kind: type[PayloadError]) -> PayloadError | None:
+        if type(value) is dict:
+            for k, v in value.items():
+                if type(k) is str:
+                    try:
+                        item(v)
+                    except PayloadError as exc:
+                        if type(exc) is kind:
+                            return exc.within(k)
+        return None
+
+    return locate
+
+
+def _leaf(tp: object, pred: _Pred, accepts: set[str], fast: set[str]) -> _Node:
+    slow = _round_trip(structurer_for(tp))
+    return _Node(pred, _with_fast_path(pred, slow), frozenset(accepts), frozenset(fast))
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def _is_bool(value: object) -> bool:
+    return value is True or value is False
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _is_float(value: object) -> bool:
+    return type(value) is float and _NINF < value < _INF
+
+
+def _is_str(value: object) -> bool:
+    return type(value) is str
+
+
+def _is_plain(value: object) -> bool:
+    """Plain data that an ``Any`` field gives back as it is: str, int, finite float, bool,
+    None, and lists and str-keyed dicts of those."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is float:
+        return _NINF < value < _INF  # type: ignore[operator]
+    if t is list:
+        for v in value:  # type: ignore[attr-defined]  # noqa: SIM110 (no generator)
+            if not _is_plain(v):
+                return False
+        return True
+    if t is dict:
+        for k, v in value.items():  # type: ignore[attr-defined]  # noqa: SIM110
+            if type(k) is not str or not _is_plain(v):
+                return False
+        return True
+    return False
+
+
+def _compile_node(tp: object) -> _Node:
+    structure = structurer_for(tp)  # UnsupportedType for what the codec cannot convert
+    if tp is Any or tp is object:
+        locate_any: list[Checker] = []
+
+        def locate(value: object, kind: type[PayloadError]) -> PayloadError | None:
+            return _locate_items(locate_any[0])(value, kind) or _locate_values(locate_any[0])(
+                value, kind
+            )
+
+        check = _with_fast_path(_is_plain, _round_trip(structure, locate))
+        locate_any.append(check)
+        return _Node(_is_plain, check, _ALL_KINDS, _ALL_KINDS)
+    if tp is None or tp is type(None):
+        return _leaf(tp, _is_none, {"none"}, {"none"})
+    if tp is bool:
+        return _leaf(tp, _is_bool, {"bool"}, {"bool"})
+    if tp is int:
+        return _leaf(tp, _is_int, {"int"}, {"int"})
+    if tp is float:
+        return _leaf(tp, _is_float, {"int", "float"}, {"float"})
+    if tp is str:
+        return _leaf(tp, _is_str, {"str"}, {"str"})
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum_node(tp, structure)
+    if isinstance(tp, type) and attrs.has(tp):
+        return _attrs_node(tp)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return _literal_node(tp, args)
+    if origin is typing.Union or origin is types.UnionType:
+        return _union_node(args, structure)
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        items = () if args == ((),) else args
+        return _fixed_tuple_node(tuple(_node(a) for a in items), structure)
+    if origin in (tuple, list, frozenset):
+        exact: type = origin
+        return _sequence_node(exact, _node(args[0] if args else Any), structure)
+    # dict[str, X] / Mapping[str, X]: the structurer has vetted the key type
+    return _mapping_node(_node(args[1] if args else Any), structure)
+
+
+def _kinds(values: Iterable[object]) -> set[str]:
+    return {_KIND_OF[type(v)] for v in values if type(v) in _KIND_OF}
+
+
+def _enum_node(cls: type[enum.Enum], structure: Structurer) -> _Node:
+    # Which members read back as themselves is a fixed fact about the enum (a member whose
+    # value is a tuple, say, comes back as a list and matches no member): work it out once.
+    good = []
+    for member in cls:
+        try:
+            if structure(unstructure(member)) == member:
+                good.append(member)
+        except (PayloadError, UnsupportedType):
+            pass
+    members = frozenset(good)
+    if len(good) == len(cls):
+
+        def pred(value: object) -> bool:
+            return type(value) is cls
+
+    else:
+
+        def pred(value: object) -> bool:
+            return type(value) is cls and value in members
+
+    accepts = _kinds(m.value for m in cls)
+    fast = {_KIND_OF[type(unstructure(m))] for m in good}
+    return _Node(
+        pred, _with_fast_path(pred, _round_trip(structure)), frozenset(accepts), frozenset(fast)
+    )
+
+
+def _literal_node(tp: object, choices: tuple[object, ...]) -> _Node:
+    # A plain choice comes back as itself; a float choice (NaN is never equal) or an enum
+    # member choice (it comes back as its value, which matches no choice) takes the round trip.
+    by_type: dict[type, set[object]] = {}
+    for c in choices:
+        if type(c) in (str, int, bool, type(None)):
+            by_type.setdefault(type(c), set()).add(c)
+    sets = {t: frozenset(cs) for t, cs in by_type.items()}
+
+    def pred(value: object) -> bool:
+        allowed = sets.get(type(value))
+        return allowed is not None and value in allowed
+
+    return _leaf(tp, pred, _kinds(choices), {_KIND_OF[t] for t in sets})
+
+
+def _union_node(args: tuple[object, ...], structure: Structurer) -> _Node:
+    optional = type(None) in args
+    rest = [a for a in args if a is not type(None)]
+    nodes = [_node(a) for a in rest]
+    if optional and len(rest) == 1:
+        # the structurer takes None first and hands anything else to the one member
+        inner = nodes[0]
+        inner_pred = inner.pred
+        inner_check = inner.check
+
+        def pred_optional(value: object) -> bool:
+            return value is None or inner_pred(value)
+
+        def check_optional(value: object) -> None:
+            if value is not None:
+                inner_check(value)
+
+        return _Node(pred_optional, check_optional, inner.accepts | {"none"}, inner.fast | {"none"})
+    # The structurer tries the members in order and keeps the first that takes the plain
+    # form, so a member's fast path vouches for a value only if no earlier member could take
+    # what that value turns into (``float | int`` holding an int reads back as a float).
+    handled_first = {"none"} if optional else set()
+    terms = ["value is None"] if optional else []
+    namespace: dict[str, Any] = {"_INF": _INF, "_NINF": _NINF}
+    earlier: set[str] = set()
+    fast: set[str] = set(handled_first)
+    for i, (a, n) in enumerate(zip(rest, nodes, strict=True)):
+        kinds = n.fast - handled_first
+        if not kinds & earlier:
+            inline = _inline_pred(a)
+            namespace[f"p{i}"] = n.pred
+            terms.append(inline.format(x="value") if inline is not None else f"p{i}(value)")
+            fast |= kinds
+        earlier |= n.accepts
+    # one expression, no loop over the members: nothing to allocate
+    exec(f"def pred(value):\n    return {' or '.join(terms) or 'False'}", namespace)
+    pred: _Pred = namespace["pred"]
+
+    accepts = set(earlier) | handled_first
+    return _Node(
+        pred, _with_fast_path(pred, _round_trip(structure)), frozenset(accepts), frozenset(fast)
+    )
+
+
+def _sequence_node(exact: type, item: _Node, structure: Structurer) -> _Node:
+    item_pred = item.pred
+
+    def pred(value: object) -> bool:
+        if type(value) is not exact:
+            return False
+        for v in value:  # type: ignore[attr-defined]  # noqa: SIM110 (no generator)
+            if not item_pred(v):
+                return False
+        return True
+
+    # a frozenset is compared as a set, not item by item: its round trip alone decides
+    locate = None if exact is frozenset else _locate_items(item.check)
+    check = _with_fast_path(pred, _round_trip(structure, locate))
+    return _Node(pred, check, frozenset({"list"}), frozenset({"list"}))
+
+
+def _fixed_tuple_node(items: tuple[_Node, ...], structure: Structurer) -> _Node:
+    preds = tuple(n.pred for n in items)
+    checks = tuple(n.check for n in items)
+    size = len(items)
+
+    def pred(value: object) -> bool:
+        if type(value) is not tuple or len(value) != size:
+            return False
+        for p, v in zip(preds, value, strict=True):  # noqa: SIM110 (no generator)
+            if not p(v):
+                return False
+        return True
+
+    def locate(value: object, kind: type[PayloadError]) -> PayloadError | None:
+        if type(value) is tuple and len(value) == size:
+            for i, (c, v) in enumerate(zip(checks, value, strict=True)):
+                try:
+                    c(v)
+                except PayloadError as exc:
+                    if type(exc) is kind:
+                        return exc.within(str(i))
+        return None
+
+    check = _with_fast_path(pred, _round_trip(structure, locate))
+    return _Node(pred, check, frozenset({"list"}), frozenset({"list"}))
+
+
+def _mapping_node(item: _Node, structure: Structurer) -> _Node:
+    item_pred = item.pred
+
+    def pred(value: object) -> bool:
+        if type(value) is not dict:
+            return False
+        for k, v in value.items():  # noqa: SIM110 (no generator)
+            if type(k) is not str or not item_pred(v):
+                return False
+        return True
+
+    check = _with_fast_path(pred, _round_trip(structure, _locate_values(item.check)))
+    return _Node(pred, check, frozenset({"dict"}), frozenset({"dict"}))
+
+
+_INLINE_PREDS: dict[object, str] = {
+    int: "type({x}) is int",
+    str: "type({x}) is str",
+    bool: "({x} is True or {x} is False)",
+    type(None): "{x} is None",
+    float: "(type({x}) is float and _NINF < {x} < _INF)",
+}
+"""Fast paths inlined into the generated code of an attrs class, to spare a call."""
+
+
+def _inline_pred(tp: object) -> str | None:
+    try:
+        found = _INLINE_PREDS.get(tp)
+    except TypeError:
+        return None
+    if found is not None:
+        return found
+    args = typing.get_args(tp)
+    optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 2
+    if optional and args[1] is type(None) and args[0] in _INLINE_PREDS:
+        return f"({{x}} is None or {_INLINE_PREDS[args[0]]})"
+    return None
+
+
+def _attrs_node(cls: type) -> _Node:
+    # Stand-ins hold the cache while the fields compile, for classes that refer to themselves.
+    compiled: list[_Node] = []
+
+    def pred_trampoline(value: object) -> bool:
+        return compiled[0].pred(value)
+
+    def check_trampoline(value: object) -> None:
+        compiled[0].check(value)
+
+    dicts = frozenset({"dict"})
+    _nodes[cls] = _Node(pred_trampoline, check_trampoline, dicts, dicts)
+    try:
+        node = _generate_attrs_checker(cls)
+    except BaseException:
+        del _nodes[cls]
+        raise
+    compiled.append(node)
+    _nodes[cls] = node
+    return node
+
+
+def _compares_init_fields(cls: type) -> bool:
+    """Whether the round trip of an instance of exactly ``cls`` is, field by field, the round
+    trip of each ``__init__`` argument: attrs' own ``__init__`` and ``__eq__``, no hooks, no
+    converters or validators (the structurer calls ``cls(...)`` again), and ``__eq__``
+    comparing exactly the fields ``__init__`` takes."""
+    if type(cls) is not type or any("__new__" in vars(base) for base in cls.__mro__[:-1]):
+        return False
+    if hasattr(cls, "__attrs_pre_init__") or hasattr(cls, "__attrs_post_init__"):
+        return False
+    owner = next(base for base in cls.__mro__ if "__attrs_attrs__" in vars(base))
+    for name in ("__init__", "__eq__", "__ne__"):
+        fn = vars(owner).get(name)
+        if fn is None or getattr(cls, name) is not fn:
+            return False
+    for name in ("__init__", "__eq__"):
+        code = getattr(vars(owner)[name], "__code__", None)
+        if code is None or not code.co_filename.startswith("<attrs generated"):
+            return False
+    for a in attrs.fields(cls):
+        if a.converter is not None or a.validator is not None:
+            return False
+        if a.eq != a.init or (a.eq and a.eq_key is not None):
+            return False
+    return True
+
+
+def _generate_attrs_checker(cls: type) -> _Node:
+    structure = structurer_for(cls)
+    whole = _round_trip(structure)
+    dicts = frozenset({"dict"})
+    if not _compares_init_fields(cls):
+
+        def never(value: object) -> bool:
+            return False
+
+        return _Node(never, whole, dicts, frozenset())
+    hints = typing.get_type_hints(cls)  # resolvable: the structurer compiled
+    fields = [(a.alias, a.name, hints.get(a.name, a.type)) for a in attrs.fields(cls) if a.init]
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "whole": whole,
+        "PayloadError": PayloadError,
+        "first": _first,
+        "_INF": _INF,
+        "_NINF": _NINF,
+    }
+    pred_lines = ["def pred(value):", "    if type(value) is not cls:", "        return False"]
+    check_lines = [
+        "def check(value):",
+        "    if type(value) is not cls:",
+        "        return whole(value)",
+        "    found = None",
+    ]
+    for i, (alias, name, tp) in enumerate(fields):
+        node = _node(tp)
+        namespace[f"p{i}"] = node.pred
+        namespace[f"c{i}"] = node.check
+        inline = _inline_pred(tp)
+        cond = inline.format(x="v") if inline is not None else f"p{i}(v)"
+        pred_lines += [f"    v = value.{name}", f"    if not {cond}:", "        return False"]
+        check_lines += [
+            f"    v = value.{name}",
+            f"    if not {cond}:",
+            "        try:",
+            f"            c{i}(v)",
+            "        except PayloadError as exc:",
+            f"            found = first(found, exc.within({alias!r}))",
+        ]
+    pred_lines.append("    return True")
+    check_lines += ["    if found is not None:", "        raise found"]
+    exec("\n".join(pred_lines) + "\n" + "\n".join(check_lines), namespace)
+    return _Node(namespace["pred"], namespace["check"], dicts, dicts)

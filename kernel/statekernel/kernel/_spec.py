@@ -14,7 +14,15 @@ from typing import Any
 
 import attrs
 
-from ._codec import PayloadError, Structurer, UnsupportedType, structurer_for, unstructure
+from ._codec import (
+    Checker,
+    PayloadError,
+    Structurer,
+    UnsupportedType,
+    checker_for,
+    structurer_for,
+    unstructure,
+)
 from ._errors import Problem, SpecError
 from ._model import Snapshot
 from ._steps import Step, compile_step
@@ -228,6 +236,7 @@ class Spec:
     _context_structure: Structurer | None = attrs.field(
         init=False, eq=False, repr=False, default=None
     )
+    _context_check: Checker | None = attrs.field(init=False, eq=False, repr=False, default=None)
     _payload_types: Mapping[tuple[str, str], type | None] = attrs.field(
         init=False, eq=False, repr=False, factory=dict
     )
@@ -283,6 +292,16 @@ class Spec:
         ``decide`` trusts an update to return a context of the declared field types; the
         stores and the explorer check it with this (a string where an ``int`` is declared, a
         ``NaN``, a list in an ``Any`` field that would come back as a tuple...)."""
+        if type(ctx) is self.context:
+            # the compiled checker: the same answer as the round trip below, without building
+            # the plain form and a copy when every field holds a value of its exact type
+            assert self._context_check is not None
+            try:
+                self._context_check(ctx)
+            except PayloadError as exc:
+                where = f"field {exc.field!r}: " if exc.field else ""
+                return f"{where}{exc.reason}"
+            return None
         if not isinstance(ctx, self.context):
             return f"it is a {type(ctx).__name__}, not a {self.context.__name__}"
         try:
@@ -525,6 +544,7 @@ def _compile(spec: Spec) -> None:
     object.__setattr__(spec, "_allowed", {s: tuple(sorted(es)) for s, es in allowed.items()})
     object.__setattr__(spec, "_events", frozenset(t.event for t in spec.transitions))
     object.__setattr__(spec, "_context_structure", structurer_for(spec.context))
+    object.__setattr__(spec, "_context_check", checker_for(spec.context))
     object.__setattr__(
         spec, "_payload_types", {k: v[0].transition.payload for k, v in frozen_table.items()}
     )
