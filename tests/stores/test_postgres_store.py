@@ -245,3 +245,23 @@ def test_a_stored_context_that_no_longer_fits_is_a_data_error(pg: tuple[str, str
             conn.execute(f"""UPDATE "{schema}".snapshots SET context = '{{"balance": "five"}}'""")
         with pytest.raises(StoreDataError, match="no longer fits"):
             store.get("a")
+
+
+def test_the_answer_kept_under_a_key_is_the_kernels_plain_data(pg: tuple[str, str]) -> None:
+    """The store composes the remembered answer from the plain forms it already made for the
+    snapshot, record and outbox; it must equal what the kernel's serializer gives."""
+    from statekernel.kernel import decision_to_data
+
+    dsn, schema = pg
+    store = PostgresStore(SPEC, dsn, schema=schema)
+    try:
+        d = store.handle(
+            "a", Command("deposit", {"amount": {"cents": 3}, "tags": ["t"]}), idempotency_key="k"
+        )
+    finally:
+        store.close()
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(f'SELECT decision FROM "{schema}".keys WHERE key = %s', ("k",))
+        stored = row.fetchone()
+    assert stored is not None
+    assert stored[0] == decision_to_data(d)

@@ -78,6 +78,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from statekernel.kernel import (
+    Accepted,
     AuditRecord,
     Command,
     Decision,
@@ -93,6 +94,7 @@ from statekernel.kernel import (
     record_from_data,
     record_to_data,
     snapshot_from_data,
+    snapshot_to_data,
     unstructure,
 )
 
@@ -190,16 +192,21 @@ _EXPONENT: Final = re.compile(r"(?:^|[:,\[])-?\d+(?:\.\d+)?[eE]")
 also match inside a string, which only costs the careful path)."""
 
 
-def _to_json(convert: Callable[[Any], object], value: object, what: str) -> str:
-    """``convert(value)`` as JSON text for a ``jsonb`` column, or StoreDataError.
+def _plain(convert: Callable[[Any], Any], value: object, what: str) -> Any:
+    """``convert(value)``: plain data, or StoreDataError when ``value`` holds a type the
+    codec does not know."""
+    try:
+        return convert(value)
+    except UnsupportedType as exc:
+        raise StoreDataError(f"{what} cannot be stored as plain data: {exc}") from exc
+
+
+def _to_json(data: object, what: str) -> str:
+    """Plain ``data`` as JSON text for a ``jsonb`` column, or StoreDataError.
 
     The C encoder does the common case; anything it might get wrong for ``jsonb`` (NaN,
     infinities, NUL, lone surrogates, floats in exponent notation, huge integers) goes
     through :func:`_json_text`, which is exact and names the offending field."""
-    try:
-        data = convert(value)
-    except UnsupportedType as exc:
-        raise StoreDataError(f"{what} cannot be stored as plain data: {exc}") from exc
     try:
         text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         text.encode("utf-8")
@@ -811,12 +818,20 @@ class PostgresStore:
         return decision
 
     def _encode(self, entity: str, p: Plan) -> _Writes:
+        """Every value of the write set as ``jsonb`` text. Each value is turned into plain
+        data once: the answer kept under the key reuses the snapshot's, the record's and the
+        effects' plain forms instead of converting them again."""
         snapshot = audit = key = None
+        snapshot_data = record_data = None
         if p.snapshot is not None and p.record is not None:
-            context = _to_json(unstructure, p.snapshot.context, "the new context")
-            snapshot = (p.snapshot.state, context, p.snapshot.version)
+            snapshot_data = _plain(snapshot_to_data, p.snapshot, "the new context")
             r = p.record
-            record = _to_json(record_to_data, r, "the audit record")
+            record_data = _plain(record_to_data, r, "the audit record")
+            snapshot = (
+                p.snapshot.state,
+                _to_json(snapshot_data["context"], "the new context"),
+                p.snapshot.version,
+            )
             audit = (
                 self.spec.name,
                 entity,
@@ -826,14 +841,28 @@ class PostgresStore:
                 r.to_state,
                 r.idempotency_key,
                 _utc(r.at),
-                record,
+                _to_json(record_data, "the audit record"),
             )
-        outbox = tuple(
-            (m.name, _to_json(unstructure, m.data, f"effect {m.name!r}")) for m in p.outbox
-        )
+        effects = [(m.name, _plain(unstructure, m.data, f"effect {m.name!r}")) for m in p.outbox]
+        outbox = tuple((name, _to_json(data, f"effect {name!r}")) for name, data in effects)
         if p.key_record is not None:
             k = p.key_record
-            decision = _to_json(decision_to_data, k.decision, "the answer to remember")
+            d = k.decision
+            if (
+                isinstance(d, Accepted)
+                and d.snapshot is p.snapshot
+                and d.record is p.record
+                and snapshot_data is not None
+            ):
+                answer: object = {
+                    "accepted": True,
+                    "snapshot": snapshot_data,
+                    "record": record_data,
+                    "effects": [{"name": name, "data": data} for name, data in effects],
+                }
+            else:
+                answer = _plain(decision_to_data, d, "the answer to remember")
+            decision = _to_json(answer, "the answer to remember")
             key = (self.spec.name, k.key, k.entity, k.fingerprint, decision, _utc(k.at))
         return _Writes(snapshot, audit, outbox, key)
 
