@@ -85,6 +85,7 @@ KERNEL_ALL = sorted(
         "SpecError",
         "StatekernelError",
         "Trace",
+        "TraceMismatch",
         "TraceStep",
         "Transition",
         "UnsupportedType",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from statekernel.adapters.memory import MemoryStore
-from statekernel.kernel import Trace, TraceStep, testing
+from statekernel.kernel import Trace, TraceMismatch, TraceStep, testing
 from statekernel.kernel.testing import Faults, FuzzReport, FuzzViolation, fuzz_test, run_fuzz
 
 from ..stores.ledger import SPEC as LEDGER
@@ -165,3 +165,13 @@ def test_new_trace_actions_describe_and_replay() -> None:
     assert result.snapshots["e1"].context.balance == 5  # the hold did nothing, the retry replayed
     assert Trace.loads(trace.dumps()) == trace
     testing.assert_store_passes(LEDGER, MemoryStore, trace)
+
+
+def test_a_store_trace_of_another_spec_is_refused() -> None:
+    # a ledger trace replayed on the overdraft spec would be nothing but unknown events, on
+    # which any store agrees with the kernel: refused instead of passed
+    v = run_fuzz(planted.OVERDRAFT_FIXED, planted.ForgetsKeys, seed=0).violation
+    assert v is not None and v.trace.spec == "overdraft"
+    with pytest.raises(TraceMismatch) as info:
+        testing.assert_store_passes(LEDGER, planted.ForgetsKeys, v.trace)
+    assert str(info.value) == "the trace is of spec 'overdraft', not 'ledger'"

@@ -12,6 +12,7 @@ from statekernel.kernel import (
     Actor,
     Spec,
     Trace,
+    TraceMismatch,
     TraceStep,
     Transition,
     assert_trace_passes,
@@ -127,3 +128,19 @@ def test_replay_lists_steps_whose_recorded_outcome_differs() -> None:
     result = replay_trace(SPEC, Trace("enrollment", lying))
     assert result.diverged == (1, 3)
     assert result.ok  # diverging is not a spec violation
+
+
+def test_a_trace_of_another_spec_is_refused(tmp_path: Path) -> None:
+    # every step of the counter's trace is an unknown event to the enrollment spec, which
+    # would "pass" trivially: the replay refuses it instead, naming both specs
+    trace = Trace("c", [TraceStep("inc", state="on")] * 3, property="at_most_two")
+    path = tmp_path / "cex.json"
+    path.write_text(trace.dumps())
+    for given in (trace, path):
+        with pytest.raises(TraceMismatch) as info:
+            assert_trace_passes(SPEC, given)
+        assert str(info.value) == "the trace is of spec 'c', not 'enrollment'"
+    with pytest.raises(TraceMismatch, match="the trace is of spec 'c', not 'enrollment'"):
+        replay_trace(SPEC, trace)
+    assert isinstance(info.value, ValueError)
+    assert assert_trace_passes(counter(guarded=True), path).ok  # its own spec replays it

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from ._errors import StatekernelError
 from ._model import Accepted, Actor, Command, Decision, Rejected, Snapshot
 from ._plan import KeyRecord, plan
 from ._serial import actor_from_data, actor_to_data, plain
@@ -30,8 +31,10 @@ __all__ = [
     "VIOLATION_CODES",
     "ReplayResult",
     "Trace",
+    "TraceMismatch",
     "TraceStep",
     "assert_trace_passes",
+    "check_trace_spec",
     "replay_trace",
     "violation_property",
 ]
@@ -49,6 +52,16 @@ _ACTION_WORDS = {
     "lose_reply": "reply lost:",
     "hold": "sent, delayed in the network:",
 }
+
+
+class TraceMismatch(StatekernelError, ValueError):
+    """A trace that does not belong to the spec it is replayed or drawn on: it names another
+    spec, or one of its steps takes a transition the spec does not have. ``step`` is the
+    1-based step number (``None`` when the whole trace is at fault)."""
+
+    def __init__(self, message: str, step: int | None = None) -> None:
+        super().__init__(message if step is None else f"step {step}: {message}")
+        self.step = step
 
 
 @attrs.frozen
@@ -216,6 +229,14 @@ class Trace:
         return "\n".join(lines)
 
 
+def check_trace_spec(spec: Spec, trace: Trace) -> None:
+    """Raise :class:`TraceMismatch` unless ``trace`` names ``spec``: replayed on another spec,
+    every step of it would be an ``unknown_event`` and the replay would pass without having
+    tested anything."""
+    if trace.spec != spec.name:
+        raise TraceMismatch(f"the trace is of spec {trace.spec!r}, not {spec.name!r}")
+
+
 def violation_property(decision: Rejected) -> str:
     """How traces, the explorer and the fuzzer name the property a violating decision breaks:
     ``invariant_violated: <invariant>`` or ``spec_fault: <where>``."""
@@ -248,7 +269,9 @@ def replay_trace(spec: Spec, trace: Trace) -> ReplayResult:
     in-memory model of entities and keys. ``crash`` and ``hold`` steps change nothing: the
     model is what a correct store must remember, and a held request counts when it is
     delivered. Steps that recorded their outcome (a ``state``) are compared with the kernel's
-    and listed in ``diverged`` when they differ."""
+    and listed in ``diverged`` when they differ. Raises :class:`TraceMismatch` when the trace
+    names another spec."""
+    check_trace_spec(spec, trace)
     snapshots: dict[str, Snapshot] = {}
     keys: dict[str, KeyRecord] = {}
     decisions: list[Decision | None] = []
@@ -283,7 +306,8 @@ def replay_trace(spec: Spec, trace: Trace) -> ReplayResult:
 def assert_trace_passes(spec: Spec, trace: Trace | str | os.PathLike[str]) -> ReplayResult:
     """Replay ``trace`` (a :class:`Trace` or the path of its JSON file) and raise
     ``AssertionError`` with the numbered trace if it still shows a violation. Use it to keep a
-    counterexample as a regression test once the spec is fixed."""
+    counterexample as a regression test once the spec is fixed. A trace of another spec is
+    refused with :class:`TraceMismatch` (a ``ValueError``), never passed."""
     if not isinstance(trace, Trace):
         trace = Trace.load(trace)
     result = replay_trace(spec, trace)

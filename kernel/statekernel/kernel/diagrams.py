@@ -31,9 +31,8 @@ from typing import Final, Literal
 
 import attrs
 
-from ._errors import StatekernelError
 from ._spec import Invariant, Spec, Transition
-from ._trace import VIOLATION_CODES, Trace
+from ._trace import VIOLATION_CODES, Trace, TraceMismatch, check_trace_spec
 
 __all__ = [
     "FORMATS",
@@ -62,16 +61,6 @@ _PATH_COLOUR: Final = "#1f77b4"
 _PATH_FILL: Final = "#dbe9f6"
 _FAIL_COLOUR: Final = "#d62728"
 _FAIL_FILL: Final = "#fbdada"
-
-
-class TraceMismatch(StatekernelError, ValueError):
-    """A trace that cannot be drawn on a spec: it names another spec, or one of its steps takes
-    a transition the spec does not have. ``step`` is the 1-based step number (``None`` when
-    the whole trace is at fault)."""
-
-    def __init__(self, message: str, step: int | None = None) -> None:
-        super().__init__(message if step is None else f"step {step}: {message}")
-        self.step = step
 
 
 @attrs.frozen
@@ -158,8 +147,7 @@ def highlight_trace(spec: Spec, trace: Trace) -> Highlight:
     :class:`TraceMismatch` when the trace belongs to another spec or takes a transition that
     ``spec`` does not have.
     """
-    if trace.spec != spec.name:
-        raise TraceMismatch(f"the trace is of spec {trace.spec!r}, not {spec.name!r}")
+    check_trace_spec(spec, trace)
     where: dict[str, str] = {}
     states = {spec.initial}
     taken: dict[tuple[str, int], list[int]] = {}

@@ -64,7 +64,7 @@ from ._fuzz import (
 )
 from ._model import AuditRecord, Command, Decision, Snapshot
 from ._spec import Spec
-from ._trace import Trace
+from ._trace import Trace, check_trace_spec
 
 __all__ = [
     "DEFAULT_EXAMPLES",
@@ -413,9 +413,13 @@ def assert_store_passes(
 
         def test_retries_answer_once():
             assert_store_passes(SPEC, MyStore, "tests/traces/retry.json")
+
+    A trace of another spec is refused with :class:`~statekernel.kernel.TraceMismatch` (a
+    ``ValueError``) before any store is made.
     """
     if not isinstance(trace, Trace):
         trace = Trace.load(trace)
+    check_trace_spec(spec, trace)
     store = store_factory(spec)
     try:
         replay_against_store(spec, store, trace.steps)
