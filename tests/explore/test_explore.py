@@ -326,6 +326,47 @@ def test_sampled_payloads_are_used_when_there_are_no_examples() -> None:
 
 
 @attrs.frozen
+class _Note:
+    text: str
+
+
+def test_the_report_says_how_payloads_were_chosen_and_what_it_covered() -> None:
+    # "note" has examples where it leaves "a" and none where it leaves "b": listed per state
+    spec = Spec(
+        name="notes",
+        version=1,
+        context=_Loose,
+        initial="a",
+        states=["a", "b", "c"],
+        final=["c"],
+        transitions=[
+            Transition("note", "a", "b", payload=_Note, examples=[_Note("x"), _Note("y")]),
+            Transition("note", "b", "b", payload=_Note),
+            Transition("end", "b", "c"),
+        ],
+    )
+    report = explore(spec, max_depth=9, time_budget=30.0)
+    assert report.verdict == "proved"
+    assert report.payloads == {
+        "end": ("none", 0),
+        "note (from a)": ("examples", 2),
+        "note (from b)": ("samples", len(sample_payloads(_Note))),
+    }
+    assert report.bounds == {"max_depth": 9, "max_states": 1_000_000, "time_budget": 30.0}
+    assert report.invariants == ()
+    lines = report.format().splitlines()
+    assert lines[2:5] == [
+        "  bounds: max depth 9, max states 1,000,000, time budget 30 s; none was hit",
+        "  payloads: from examples: note (from a) (2); from samples of the payload type: "
+        f"note (from b) ({len(sample_payloads(_Note))}); none: end",
+        "  invariants: none declared (only spec_fault is checked)",
+    ]
+    data = report.to_data()
+    assert data["payloads"]["note (from a)"] == {"from": "examples", "count": 2}
+    assert data["bounds"]["time_budget"] == 30.0 and data["invariants"] == []
+
+
+@attrs.frozen
 class _Loose:
     tags: typing.Any = ()
     n: int = 0

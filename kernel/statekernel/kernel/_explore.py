@@ -148,6 +148,13 @@ class ExploreReport:
     stopped the search (``None`` when the whole space was seen). ``peak_rss_bytes`` is the
     process's peak resident memory when the search ended (``None`` where the platform cannot
     tell). With idempotency checking, ``key_states`` counts the states of the client model.
+
+    What the verdict covers: ``bounds`` the limits the search ran under (``max_depth``,
+    ``max_states``, ``time_budget``; ``None`` for none), ``payloads`` how each event's payloads
+    were chosen, as ``(source, count)`` with source ``examples`` (the transitions'
+    ``examples``), ``samples`` (:func:`sample_payloads` of the payload type, for an event with
+    no examples) or ``none`` (no payload type; count 0), and ``invariants`` the names of the
+    invariants checked on every state seen.
     """
 
     spec: str
@@ -165,6 +172,9 @@ class ExploreReport:
     idempotency_clients: int = 0
     key_states: int = 0
     key_seconds: float = 0.0
+    bounds: Mapping[str, int | float | None] = attrs.field(factory=dict)
+    payloads: Mapping[str, tuple[str, int]] = attrs.field(factory=dict)
+    invariants: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -180,7 +190,9 @@ class ExploreReport:
 
     def to_data(self) -> dict[str, Any]:
         """The JSON report: ``verdict``, ``violations`` (each with ``property`` and
-        ``trace``), ``warnings``, ``states``, ``seconds`` and the other figures."""
+        ``trace``), ``warnings``, ``states``, ``seconds``, what the verdict covers
+        (``bounds``, ``payloads`` as ``{event: {"from": source, "count": n}}``,
+        ``invariants``) and the other figures."""
         return {
             "spec": self.spec,
             "spec_version": self.spec_version,
@@ -198,7 +210,55 @@ class ExploreReport:
             "idempotency_clients": self.idempotency_clients,
             "key_states": self.key_states,
             "key_seconds": round(self.key_seconds, 6),
+            "bounds": dict(self.bounds),
+            "payloads": {
+                event: {"from": source, "count": count}
+                for event, (source, count) in self.payloads.items()
+            },
+            "invariants": list(self.invariants),
         }
+
+    def coverage(self) -> list[str]:
+        """What the verdict covers, as lines: the bounds (and the one hit), how payloads were
+        chosen, and the invariants checked."""
+        b = self.bounds
+
+        def bound(name: str, value: Any, unit: str = "") -> str:
+            if value is None:
+                return f"{name} none"
+            shown = f"{value:,}" if isinstance(value, int) else f"{value:g}"
+            return f"{name} {shown}{unit}"
+
+        hit = f"hit: {self.bound_detail}" if self.bound is not None else "none was hit"
+        lines = [
+            "  bounds: "
+            + ", ".join(
+                [
+                    bound("max depth", b.get("max_depth")),
+                    bound("max states", b.get("max_states")),
+                    bound("time budget", b.get("time_budget"), " s"),
+                ]
+            )
+            + f"; {hit}"
+        ]
+        groups: dict[str, list[str]] = {"examples": [], "samples": [], "none": []}
+        for event, (source, count) in self.payloads.items():
+            groups[source].append(event if source == "none" else f"{event} ({count})")
+        words = {
+            "examples": "from examples",
+            "samples": "from samples of the payload type",
+            "none": "none",
+        }
+        parts = [f"{words[k]}: {', '.join(v)}" for k, v in groups.items() if v]
+        if parts:
+            lines.append("  payloads: " + "; ".join(parts))
+        n = len(self.invariants)
+        lines.append(
+            f"  invariants checked on every state seen ({n}): {', '.join(self.invariants)}"
+            if n
+            else "  invariants: none declared (only spec_fault is checked)"
+        )
+        return lines
 
     def headline(self) -> str:
         """One line: the verdict and what it means."""
@@ -224,6 +284,7 @@ class ExploreReport:
         if self.peak_rss_bytes is not None:
             figures += f", peak memory {self.peak_rss_bytes / 2**20:.1f} MiB"
         lines.append(figures)
+        lines.extend(self.coverage())
         if self.bound is not None and self.verdict == "violated":
             lines.append(f"  search stopped early: {self.bound_detail}")
         if self.idempotency_clients:
@@ -366,6 +427,29 @@ def _wire_payloads(cands: tuple[Any, ...]) -> list[Any]:
                 out.append(ex)
     if not out:
         out = list(sample_payloads(ptype))
+    return out
+
+
+def payload_choices(spec: Spec) -> dict[str, tuple[str, int]]:
+    """How the explorer chooses each event's payloads: ``(source, count)`` per event, in
+    event order, as :attr:`ExploreReport.payloads` describes. An event whose rows choose
+    differently in different states is listed once per state, as ``event (from state)``."""
+    per_event: dict[str, dict[str, tuple[str, int]]] = {}
+    for (state, event), cands in spec._table.items():
+        if cands[0].transition.payload is None:
+            choice = ("none", 0)
+        else:
+            source = "examples" if any(c.transition.examples for c in cands) else "samples"
+            choice = (source, len(_wire_payloads(cands)))
+        per_event.setdefault(event, {})[state] = choice
+    out: dict[str, tuple[str, int]] = {}
+    for event in sorted(per_event):
+        choices = per_event[event]
+        if len(set(choices.values())) == 1:
+            out[event] = next(iter(choices.values()))
+        else:
+            for state in sorted(choices):
+                out[f"{event} (from {state})"] = choices[state]
     return out
 
 
@@ -948,6 +1032,9 @@ def explore(
         idempotency_clients=clients if idempotency else 0,
         key_states=key_states,
         key_seconds=key_seconds,
+        bounds={"max_depth": max_depth, "max_states": max_states, "time_budget": time_budget},
+        payloads=payload_choices(spec),
+        invariants=tuple(inv.name for inv in spec.invariants),
     )
 
 

@@ -33,18 +33,22 @@ from ._codec import UnsupportedType, unstructure
 from ._decide import decide
 from ._model import Accepted, Actor, AuditRecord, Command, Decision, Rejected, Snapshot
 from ._plan import KeyRecord, Plan, plan
-from ._serial import decision_to_data, plain
+from ._serial import decision_to_data, plain, record_to_data
 from ._spec import Spec
 from ._trace import VIOLATION_CODES, Trace, TraceStep
 
 __all__ = [
     "BASE_TIME",
+    "NO_ENTITIES",
+    "NO_REOPEN",
+    "WHY_NOT_TESTED",
     "Catalog",
     "Faults",
     "FuzzViolation",
     "Harness",
     "Model",
     "Stats",
+    "close_store",
     "replay_against_store",
     "shrink_steps",
 ]
@@ -537,10 +541,28 @@ class Model:
 
 # --- statistics ------------------------------------------------------------------------------
 
+NO_REOPEN = "crash and reopen"
+"""How reports name the crashes a store without ``reopen()`` was never put through."""
+
+NO_ENTITIES = "the store's list of entities"
+"""How reports name the check a store without ``entities()`` escapes: that it lists exactly
+the entities written. Every id the fuzzer uses is still read back through ``get`` and
+``history`` after every step, so a lost, phantom or misplaced write on those ids is caught
+either way; only a store's listing, and entities under ids the fuzzer never used, go
+unseen."""
+
+WHY_NOT_TESTED = {
+    NO_REOPEN: "the store has no reopen()",
+    NO_ENTITIES: "the store has no entities()",
+}
+"""Why each of these was not tested."""
+
 
 class Stats:
     """Counts gathered over a whole run: steps, examples, distinct snapshots, and how often
-    each state was entered and each transition fired."""
+    each state was entered and each transition fired. They stop at the first violation
+    (``found``): the example that found it is the last one counted, and the reruns that
+    shrink its trace are not counted."""
 
     def __init__(self, catalog: Catalog, on_example: Callable[[Stats], None] | None = None) -> None:
         self.examples = 0
@@ -549,6 +571,19 @@ class Stats:
         self.transition_hits: Counter[str] = Counter({k: 0 for k in catalog.transition_keys})
         self._seen: set[object] = set()
         self._on_example = on_example
+        self.found = False
+        """Whether a violation was found (in the last example counted)."""
+        self.not_tested: dict[str, None] = {}
+        """What the stores could not be tested for, in the order first met (see
+        :meth:`store_seen`)."""
+
+    def store_seen(self, *, can_reopen: bool, can_list: bool) -> None:
+        """Note what a fresh store offers beyond ``handle``, ``get`` and ``history``: without
+        ``reopen()`` no crash is tested, without ``entities()`` its listing is not checked."""
+        if not can_reopen:
+            self.not_tested.setdefault(NO_REOPEN)
+        if not can_list:
+            self.not_tested.setdefault(NO_ENTITIES)
 
     @property
     def states(self) -> int:
@@ -663,6 +698,45 @@ def _equal_answers(a: Decision, b: Decision) -> bool:
         return False
 
 
+_ABSENT = object()
+
+
+def _first_difference(got: Any, want: Any, path: str) -> tuple[str, Any, Any] | None:
+    """The first place where two plain values differ: ``(path, got, want)``, or ``None``."""
+    if isinstance(got, Mapping) and isinstance(want, Mapping):
+        for k in [*want, *(k for k in got if k not in want)]:
+            found = _first_difference(
+                got.get(k, _ABSENT), want.get(k, _ABSENT), f"{path}.{k}" if path else str(k)
+            )
+            if found is not None:
+                return found
+        return None
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            found = _first_difference(g, w, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return None if got == want else (path, got, want)
+
+
+def _differs(got: Any, want: Any, to_data: Callable[[Any], Any]) -> str:
+    """``"; they differ in PATH: the store has X, the kernel Y"`` for two values whose summaries
+    may read the same (an answer whose record lacks its key), or ``""``."""
+    try:
+        found = _first_difference(to_data(got), to_data(want), "")
+    except Exception:
+        return ""
+    if found is None:
+        return ""
+    path, g, w = found
+
+    def shown(value: Any) -> str:
+        return "nothing" if value is _ABSENT else repr(value)
+
+    return f"; they differ in {path or 'value'}: the store has {shown(g)}, the kernel {shown(w)}"
+
+
 def _summary(d: Decision | None) -> str:
     if d is None:
         return "nothing"
@@ -704,6 +778,8 @@ class Harness:
         self.spec = catalog.spec
         self.faults = catalog.faults
         self.store = store
+        if stats is not None and stats.found:
+            stats = None  # a rerun while shrinking: the figures stop at the first violation
         self.stats = stats
         self.model = Model(self.spec)
         self.flights: list[Request] = []
@@ -716,6 +792,9 @@ class Harness:
         self.tick = 0
         self.failed = False
         self.can_reopen = callable(getattr(store, "reopen", None))
+        self.can_list = callable(getattr(store, "entities", None))
+        if stats is not None:
+            stats.store_seen(can_reopen=self.can_reopen, can_list=self.can_list)
         self._kinds = kinds_for(self.spec, self.faults)
         self._moves = moves_for(self.faults)
         self._invariants = self.spec.invariants
@@ -943,13 +1022,14 @@ class Harness:
                 self.fail(
                     "store: retry_returns_first_answer",
                     f"key {req.key!r} first got {_summary(first)}, the {action} got "
-                    f"{_summary(got)}",
+                    f"{_summary(got)}" + _differs(got, first, decision_to_data),
                 )
         if not _equal_answers(got, want):
             self.fail(
                 "store: answers_like_the_kernel",
                 f"the store answered {_summary(got)}, the kernel says {_summary(want)}"
-                + (f" ({want.message})" if isinstance(want, Rejected) else ""),
+                + (f" ({want.message})" if isinstance(want, Rejected) else "")
+                + _differs(got, want, decision_to_data),
             )
         if req.first is None and req.key is not None:
             req.first = got
@@ -1054,14 +1134,18 @@ class Harness:
             "store: history_matches_kernel",
             f"history({entity!r}) has {len(history)} records "
             f"{[(r.version, r.event) for r in history]}; the kernel has {len(want)} "
-            f"{[(r.version, r.event) for r in want]}",
+            f"{[(r.version, r.event) for r in want]}"
+            + _differs(list(history), list(want), lambda rs: [record_to_data(r) for r in rs]),
         )
 
     def check_all(self, *, after_crash: bool = False) -> None:
-        """Check every entity in full, and that the store lists exactly the model's
-        entities."""
+        """Check every entity id the fuzzer uses in full (an id the model never wrote must
+        read as nothing, with no history), and, when the store has ``entities()``, that it
+        lists exactly the model's entities."""
         for entity in self.catalog.entities:
             self.check_entity(entity, full=True)
+        if not self.can_list:
+            return
         try:
             listed = list(self.store.entities())
         except Exception as exc:
@@ -1085,6 +1169,8 @@ class Harness:
     def fail(self, prop: str, detail: str) -> typing.NoReturn:
         """Raise :class:`FuzzViolation` for ``prop`` with the trace so far."""
         self.failed = True
+        if self.stats is not None:
+            self.stats.found = True
         raise FuzzViolation(prop, detail, self.to_trace(), choices=self.choices)
 
     def to_trace(self) -> Trace:
@@ -1127,13 +1213,25 @@ def _trace_step(s: _Step, start: Snapshot) -> TraceStep:
     )
 
 
+def close_store(store: Any) -> None:
+    """Call ``store.close()`` when the store has it (``close`` is optional for the fuzzer)."""
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
 def replay_against_store(spec: Spec, store: Any, steps: Iterable[TraceStep]) -> None:
     """Drive ``store`` through ``steps`` (a trace), checking it after each one as the fuzzer
-    does; raise :class:`FuzzViolation` on the first property that fails."""
-    catalog = Catalog(spec, Faults(clients=1, entities=1))
+    does; raise :class:`FuzzViolation` on the first property that fails.
+
+    The entities read back after every step are those the steps name plus those a fuzz run
+    uses by default (``e1`` to ``e3``), written or not, as in the run that found the trace: a
+    shrunk trace may send everything to ``e1`` and fail only because ``e2`` then reads as
+    written."""
+    catalog = Catalog(spec, Faults(clients=1))
     steps = list(steps)
-    entities = sorted({s.entity for s in steps if s.action != "crash" and s.entity})
-    catalog.entities = tuple(entities) or catalog.entities
+    named = {s.entity for s in steps if s.action != "crash" and s.entity}
+    catalog.entities = tuple(sorted(named | set(catalog.entities)))
     h = Harness(catalog, store)
     for step in steps:
         if step.action == "crash":
@@ -1190,7 +1288,7 @@ def shrink_steps(
         except Exception:
             return None
         finally:
-            store.close()
+            close_store(store)
         return None
 
     def shorter(candidate: list[int]) -> bool:

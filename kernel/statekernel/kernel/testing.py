@@ -42,7 +42,7 @@ import re
 import threading
 import time
 import unittest
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -54,11 +54,13 @@ from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_a
 
 from ._fuzz import (
     STEP_CHOICES,
+    WHY_NOT_TESTED,
     Catalog,
     Faults,
     FuzzViolation,
     Harness,
     Stats,
+    close_store,
     replay_against_store,
     shrink_steps,
 )
@@ -87,8 +89,18 @@ DEFAULT_STEPS = 50
 
 
 class FuzzableStore(Protocol):
-    """What the fuzzer needs from a store (every statekernel store has it). A store may also
-    have ``reopen()``: close and open its database again, as after a crash."""
+    """What the fuzzer needs from a store: ``handle``, ``get`` and ``history``, nothing more,
+    so a wrapper around a store (or a store of your own) is fuzzed through the same three
+    calls your code makes.
+
+    Three more methods are used where they exist (every statekernel store has them):
+    ``reopen()`` closes and opens the database again, as after a crash, and turns on the crash
+    tests; ``entities()`` (every entity id with a snapshot, sorted) is compared with the
+    model's entities; ``close()`` is called when a run ends. A store without them is fuzzed
+    on everything else, and :attr:`FuzzReport.not_tested` says what it escaped. Whatever the
+    store has, every entity id the fuzzer uses is read back with ``get`` and ``history`` after
+    every step.
+    """
 
     def handle(
         self, entity: str, command: Command, *, idempotency_key: str | None = None
@@ -104,27 +116,30 @@ class FuzzableStore(Protocol):
         """The entity's audit records, oldest first."""
         ...
 
-    def entities(self) -> Iterable[str]:
-        """Every entity id with a snapshot, sorted."""
-        ...
-
-    def close(self) -> None:
-        """Release the store's resources."""
-        ...
-
 
 StoreFactory = Callable[[Spec], FuzzableStore]
 """Takes the spec and returns a fresh, empty store bound to it (``MemoryStore`` itself is
-one). The fuzzer calls it once per run of the state machine and closes what it returns."""
+one). The fuzzer calls it once per run of the state machine and closes what it returns, when
+it has ``close()``."""
 
 
 @attrs.frozen
 class FuzzReport:
     """What :func:`run_fuzz` found.
 
-    ``violation`` is ``None`` when every property held. ``states`` counts the distinct
-    (state, context) snapshots reached; ``state_hits`` how often each state was entered and
-    ``transition_hits`` how often each ``event (source -> target)`` fired, over the whole run.
+    ``violation`` is ``None`` when every property held. ``examples`` counts the runs of the
+    state machine and ``steps`` the network moves they made, each checked; after a violation,
+    up to the one that found it (the run that found it is the last one counted, and the
+    reruns that shrank its trace are left out). ``states`` counts the distinct (state,
+    context) snapshots reached; ``state_hits`` how often each state was entered and
+    ``transition_hits`` how often each ``event (source -> target)`` fired, over the whole
+    run; ``not_tested`` what the store could not be tested for, because it lacks an optional
+    method: ``"crash and reopen"`` (no ``reopen()``), ``"the store's list of entities"`` (no
+    ``entities()``).
+
+    A run without a violation is not a proof: it shows that no violation came up in these
+    runs, and nothing about the states and transitions it never reached
+    (:attr:`unreached_states`, :attr:`unreached_transitions`).
     """
 
     spec: str
@@ -137,6 +152,7 @@ class FuzzReport:
     state_hits: Mapping[str, int]
     transition_hits: Mapping[str, int]
     violation: FuzzViolation | None = None
+    not_tested: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -148,14 +164,28 @@ class FuzzReport:
         """Steps (network moves, each checked) per second."""
         return self.steps / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def unreached_states(self) -> tuple[str, ...]:
+        """The spec's states no entity ever entered, in the spec's order."""
+        return tuple(name for name, n in self.state_hits.items() if not n)
+
+    @property
+    def unreached_transitions(self) -> tuple[str, ...]:
+        """The edges (``event (source -> target)``) that never fired, sorted."""
+        return tuple(name for name, n in self.transition_hits.items() if not n)
+
     def to_data(self) -> dict[str, Any]:
-        """Plain data for JSON."""
+        """Plain data for JSON: the figures, ``violation`` (``None`` or its property, detail
+        and trace), ``violations`` (a list of none or one, each with ``property``,
+        ``message``, ``seed`` and ``trace``: its list of steps), ``unreached`` (``states``
+        and ``transitions``) and ``not_tested``."""
         v = self.violation
         return {
             "spec": self.spec,
             "store": self.store,
             "seed": self.seed,
             "examples": self.examples,
+            "runs": self.examples,
             "steps": self.steps,
             "seconds": round(self.seconds, 3),
             "states": self.states,
@@ -164,14 +194,42 @@ class FuzzReport:
             "violation": None
             if v is None
             else {"property": v.property, "detail": v.detail, "trace": v.trace.to_data()},
+            "violations": []
+            if v is None
+            else [
+                {
+                    "property": v.property,
+                    "message": v.detail,
+                    "seed": v.seed,
+                    "trace": [step.to_data() for step in v.trace.steps],
+                }
+            ],
+            "unreached": {
+                "states": list(self.unreached_states),
+                "transitions": list(self.unreached_transitions),
+            },
+            "not_tested": list(self.not_tested),
         }
 
+    def headline(self) -> str:
+        """One line: what the runs showed, and no more. ``no violation in N runs / M steps``
+        when every property held (a sample, not a proof), or the property that failed."""
+        if self.violation is None:
+            runs = f"{self.examples:,} run{'s' if self.examples != 1 else ''}"
+            return f"no violation in {runs} / {self.steps:,} steps on {self.store}"
+        return (
+            f"VIOLATED - {self.violation.property}, found on {self.store} in run "
+            f"{self.examples:,} after {self.steps:,} steps in all"
+        )
+
     def format(self) -> str:
-        """A readable summary: totals, then hit counts (never-reached ones flagged)."""
+        """A readable summary: the headline and figures, hit counts (never-reached ones
+        flagged), then, when no violation was found, a warning listing what was never
+        reached; last, what the store could not be tested for."""
         lines = [
-            f"fuzz {self.spec} on {self.store}: {self.examples} runs, {self.steps} steps in "
-            f"{self.seconds:.2f}s ({self.steps_per_second:.0f} steps/s), "
-            f"{self.states} distinct snapshots, seed {self.seed}",
+            f"fuzzer: {self.headline()}",
+            f"  {self.spec}, seed {self.seed}, {self.seconds:.2f} s "
+            f"({self.steps_per_second:,.0f} steps/s), {self.states:,} distinct snapshots",
             "  states entered:",
         ]
         width = max((len(k) for k in (*self.state_hits, *self.transition_hits)), default=0)
@@ -180,7 +238,42 @@ class FuzzReport:
         lines.append("  transitions fired:")
         for name, n in self.transition_hits.items():
             lines.append(f"    {name.ljust(width)}  {n}" + ("  (never)" if not n else ""))
+        never = self._never_reached()
+        if self.violation is None and never:
+            lines.append(
+                f"  WARNING: the fuzzer never reached {never}, so the store was not tested there:"
+            )
+            lines.extend(f"    state {name}" for name in self.unreached_states)
+            lines.extend(f"    transition {name}" for name in self.unreached_transitions)
+        lines.extend(
+            f"  not tested: {what} ({WHY_NOT_TESTED.get(what, 'the store lacks it')})"
+            for what in self.not_tested
+        )
         return "\n".join(lines)
+
+    def summary(self) -> str:
+        """One line: the headline, then, when no violation was found, that this is a sample
+        and not a proof, what was never reached (or that everything was) and what was not
+        tested."""
+        if self.violation is not None:
+            return self.headline()
+        never = self._never_reached()
+        line = f"{self.headline()} (a sample, not a proof); " + (
+            f"never reached {never}"
+            if never
+            else "every state was entered and every transition fired"
+        )
+        if self.not_tested:
+            line += "; not tested: " + ", ".join(self.not_tested)
+        return line
+
+    def _never_reached(self) -> str:
+        """``"2 states and 3 transitions"`` never reached, or ``""``."""
+        counts = (
+            (len(self.unreached_states), "state"),
+            (len(self.unreached_transitions), "transition"),
+        )
+        return " and ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in counts if n)
 
 
 # --- the state machine -----------------------------------------------------------------------
@@ -212,7 +305,7 @@ def _machine_class(
             try:
                 self.harness.finish()
             finally:
-                self.store.close()
+                close_store(self.store)
 
         def __repr__(self) -> str:
             return f"<fuzz {spec.name}>"
@@ -359,6 +452,7 @@ def run_fuzz(
         state_hits=dict(stats.state_hits),
         transition_hits=dict(stats.transition_hits),
         violation=violation,
+        not_tested=tuple(stats.not_tested),
     )
 
 
@@ -424,4 +518,4 @@ def assert_store_passes(
     try:
         replay_against_store(spec, store, trace.steps)
     finally:
-        store.close()
+        close_store(store)

@@ -9,14 +9,20 @@
    each fuzz run).
 
 Verdict: ``violated`` if either found a violation, ``proved`` if the explorer saw the whole
-bounded space and the fuzzer found nothing, ``undetermined`` otherwise. Exit 0 when nothing
+bounded space and the fuzzer found nothing, ``undetermined`` otherwise. The report keeps the
+two apart, since they show different things: the explorer's verdict with its bounds, how it
+chose payloads (examples or samples) and the invariants it checked; the fuzzer's "no violation
+in N runs / M steps", a sample and not a proof, with a warning naming every state and
+transition it never reached and what the store could not be tested for. Exit 0 when nothing
 was violated, 1 on a violation, 2 on a bad spec, target, store or argument.
 
 Stores: ``memory``; ``sqlite`` (a fresh database file per fuzz run in a temporary folder, or
 ``--db PATH``, a file that must not exist yet, rewritten by each run so that it ends up
 holding the last one); ``postgres`` (``STATEKERNEL_PG_DSN``, default
 ``postgresql://postgres@127.0.0.1:5432/test``; a fresh schema per run, all dropped at the
-end); ``MODULE:FACTORY`` (a callable taking the spec and returning a fresh store).
+end); ``MODULE:FACTORY`` (a callable taking the spec and returning a fresh store that has
+``handle``, ``get`` and ``history``; ``reopen``, ``entities`` and ``close`` are used where
+they exist).
 """
 
 from __future__ import annotations
@@ -209,11 +215,11 @@ def _user_factory(target: str, spec: Spec) -> Callable[[Spec], Any]:
         store = factory(spec)
     except Exception as exc:
         raise StoreOptionError(f"--store {target} failed to make a store: {exc!r}") from exc
-    missing = [
-        m for m in ("handle", "get", "history", "entities", "close") if not hasattr(store, m)
-    ]
-    with contextlib.suppress(Exception):
-        store.close()
+    missing = [m for m in ("handle", "get", "history") if not callable(getattr(store, m, None))]
+    close = getattr(store, "close", None)  # optional, as for the fuzzer
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
     if missing:
         raise StoreOptionError(
             f"--store {target} made a {type(store).__name__}, which lacks {', '.join(missing)}"
@@ -338,9 +344,11 @@ def _print_human(
         f"lint: {spec.name} v{spec.version} ok ({len(spec.states)} states, "
         f"{len(spec.transitions)} transitions, {len(spec.invariants)} invariants)"
     )
-    print("explore: " + explored.format())
+    print()
+    print("explorer: " + explored.format())
+    print()
     if fuzzed is None:
-        print("fuzz: skipped (the explorer found the spec violated; fix it first)")
+        print("fuzzer: skipped (the explorer found the spec violated; fix it first)")
     else:
         print(fuzzed.format())
         if fuzzed.violation is not None:
@@ -348,9 +356,29 @@ def _print_human(
             print(str(fuzzed.violation))
     print()
     print(f"verdict: {verdict.upper()} ({seconds:.1f} s)")
+    print(f"  explorer: {_explorer_summary(explored)}")
+    print(f"  fuzzer: {'skipped' if fuzzed is None else fuzzed.summary()}")
     if verdict == "undetermined":
         print(
             "  no violation found, but the explorer hit a bound before seeing every state: "
             "raise --max-depth/--max-states for a proof",
             file=sys.stderr,
         )
+
+
+def _explorer_summary(explored: ExploreReport) -> str:
+    """What the explorer showed, in one line."""
+    if explored.verdict == "violated":
+        return "VIOLATED - " + ", ".join(v.property for v in explored.violations)
+    if explored.verdict == "undetermined":
+        return (
+            f"UNDETERMINED - {explored.bound_detail}; no violation in the "
+            f"{explored.states:,} states seen, NOT a proof"
+        )
+    n = len(explored.invariants)
+    holds = (
+        f"{n} invariant{' holds' if n == 1 else 's hold'} in every one"
+        if n
+        else "no spec code failed in any (no invariants declared)"
+    )
+    return f"PROVED - the whole bounded space was seen ({explored.states:,} states); {holds}"
