@@ -254,6 +254,18 @@ def test_diagram_replaces_an_existing_file_whole_and_keeps_its_mode(
     assert sorted(p.name for p in here.iterdir() if p.name.startswith(".")) == []
 
 
+def test_diagram_through_a_symbolic_link_replaces_the_file_it_names(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (here / "real.mmd").write_text("old\n")
+    (here / "link.mmd").symlink_to("real.mmd")
+    code, expected, _ = run(capsys, "diagram", TARGET)
+    assert code == 0
+    assert run(capsys, "diagram", TARGET, "-o", "link.mmd") == (0, "", "")
+    assert (here / "link.mmd").is_symlink()
+    assert (here / "real.mmd").read_text() == expected
+
+
 def test_a_new_file_gets_the_usual_permissions(
     here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

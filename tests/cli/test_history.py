@@ -5,12 +5,15 @@ database."""
 from __future__ import annotations
 
 import sqlite3
+import sys
+import types
 from pathlib import Path
 
 import pytest
 
 from statekernel.adapters.cli import main
-from statekernel.adapters.sqlite import SqliteStore
+from statekernel.adapters.memory import MemoryStore
+from statekernel.adapters.sqlite import SqliteStore, read_entity_ids
 from statekernel.kernel import Command
 from tests.kernel.example import SPEC
 
@@ -103,3 +106,38 @@ def test_a_known_entity_still_prints_its_rows(
     _database(here / "app.db", 3)
     code, out, _ = run(capsys, "history", "app.db", "app-2")
     assert code == 0 and '"event": "attach"' in out
+
+
+def test_an_unknown_entity_of_a_postgres_database_hides_the_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DSN route (a stand-in ``PostgresStore`` here): same message, no password."""
+    backing = MemoryStore(SPEC)
+    backing.handle("app-1", Command("attach", {"count": 1}))
+    module = types.ModuleType("statekernel.adapters.postgres")
+    module.PostgresStore = lambda spec, dsn, **options: backing  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "statekernel.adapters.postgres", module)
+    dsn = "postgresql://app:s3cret@db.internal:5432/app"
+    code, _, err = run(capsys, "history", dsn, "nope", "--spec", TARGET)
+    assert (code, err) == (
+        2,
+        "error: postgresql://app@db.internal:5432/app has no entity 'nope' of spec "
+        "'enrollment'; entities there: app-1\n",
+    )
+
+
+def test_read_entity_ids_lists_each_id_once(tmp_path: Path) -> None:
+    from tests.stores.ledger import SPEC as LEDGER
+
+    path = _database(tmp_path / "app.db", 2)
+    other = SqliteStore(LEDGER, path)
+    other.handle("app-1", Command("deposit", {"amount": {"cents": 1}}))
+    other.handle("zed", Command("deposit", {"amount": {"cents": 1}}))
+    other.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert read_entity_ids(conn) == ["app-0", "app-1", "zed"]
+        assert read_entity_ids(conn, "ledger") == ["app-1", "zed"]
+        assert read_entity_ids(sqlite3.connect(":memory:")) == []
+    finally:
+        conn.close()

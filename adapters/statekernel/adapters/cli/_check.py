@@ -70,10 +70,10 @@ def register(sub: Any) -> None:
         help=summary,
         description=f"""{summary}
 
-The fuzzer drives a real store through a hostile network: retries, duplicates, reordering,
-stale writers, crashes. A violation is named, with its numbered trace. --store postgres
-makes a fresh schema per run on $STATEKERNEL_PG_DSN (default
-{DEFAULT_PG_DSN}) and drops them all at the end.""",
+The fuzzer drives a real store through a hostile network: retries, duplicates,
+reordering, stale writers, crashes. A violation is named, with its numbered
+trace. --store postgres makes a fresh schema per run (all dropped at the end)
+on $STATEKERNEL_PG_DSN, by default {DEFAULT_PG_DSN}.""",
         epilog=epilog(
             {
                 0: "no violation",

@@ -25,13 +25,14 @@ def register(sub: Any) -> None:
         help=summary,
         description=f"""{summary}
 
-Edges are labelled 'event [guards] by roles'; invariants are listed in a note. --highlight
-draws a trace (such as a counterexample saved by 'statekernel explore --save-traces') on
-top. -o FILE replaces FILE whole, or leaves it as it was if writing fails.""",
+Edges are labelled 'event [guards] by roles'; invariants are listed in a note.
+--highlight draws a trace (such as a counterexample saved by 'statekernel
+explore --save-traces') on top. -o FILE replaces FILE whole, or leaves it as it
+was if writing fails.""",
         epilog=epilog(
             {0: "the diagram was written", 2: "a bad spec, target, trace file or path", 3: FAILED},
             "statekernel diagram myapp.flows:SPEC --format dot -o flows.dot",
-            "statekernel diagram myapp.flows:SPEC --highlight traces/flows-no-overdraft.json",
+            "statekernel diagram myapp.flows:SPEC --highlight traces/flows-overdraft.json",
         ),
     )
     p.add_argument("target", metavar="TARGET", help="module.path:ATTR or path/file.py:ATTR")

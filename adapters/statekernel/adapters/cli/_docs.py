@@ -30,9 +30,10 @@ def register(sub: Any) -> None:
         help=summary,
         description=f"""{summary}
 
-Each page holds the spec's states, transitions, invariants and a Mermaid diagram; index.md
-links them. DIR is created if missing, and the pages are written all or none. With --check,
-write nothing and exit 1 if the pages in DIR differ from the specs.""",
+Each page holds the spec's states, transitions, invariants and a Mermaid
+diagram; index.md links them. DIR is created if missing, and the pages are
+written all or none. With --check, write nothing and exit 1 if the pages in DIR
+differ from the specs.""",
         epilog=epilog(
             {
                 0: "the pages were written (with --check: they are up to date)",

@@ -98,8 +98,9 @@ def register(sub: Any) -> None:
         description=f"""{summary}
 
 Breadth-first over every reachable (state, context) within the bounds, with the
-transitions' payload examples. A violated property is printed with its shortest numbered
-trace; an undetermined run (a bound was hit first) warns loudly on stderr.""",
+transitions' payload examples. A violated property is printed with its shortest
+numbered trace; an undetermined run (a bound was hit first) warns loudly on
+stderr.""",
         epilog=epilog(
             {
                 0: "proved, or undetermined without --strict",

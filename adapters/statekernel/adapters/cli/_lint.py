@@ -21,9 +21,9 @@ def register(sub: Any) -> None:
         help=summary,
         description=f"""{summary}
 
-Building a spec validates it: unknown or unreachable states, rows sharing (state, event)
-that no guard separates, non-final states with no way out, a bad initial state. Every
-problem is listed at once.""",
+Building a spec validates it: unknown or unreachable states, rows sharing
+(state, event) that no guard separates, non-final states with no way out, a bad
+initial state. Every problem is listed at once.""",
         epilog=epilog(
             {
                 0: "the spec is valid",

@@ -15,7 +15,7 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from statekernel.adapters.base import explain, verify
 from statekernel.kernel import Spec, StatekernelError
@@ -42,18 +42,18 @@ def register(sub: Any) -> None:
         help=summary,
         description=f"""{summary}
 
-Without --spec, every stored audit row of ENTITY as one JSON object per line (SQLite
-only: no spec code needed). With --spec, each transition with its actor, payload, state
-change and the context fields it changed. Nothing is ever written.""",
+Without --spec, every stored audit row of ENTITY as one JSON object per line
+(SQLite only: no spec code needed). With --spec, each transition with its
+actor, payload, state change and the context fields it changed. Nothing is ever
+written.""",
         epilog=epilog(
             {
                 0: "the history was printed",
-                2: "an unknown entity (a few known ones listed), a DB without its data, a bad "
-                "target",
+                2: "an unknown entity (a few are listed), no statekernel data, a bad target",
                 3: STORE_FAILED,
             },
             "statekernel history app.db order-17",
-            "statekernel history postgresql://app@db.internal/app order-17 --spec myapp.flows:SPEC",
+            "statekernel history postgresql://app@db/app order-17 --spec myapp.flows:SPEC",
         ),
     )
     history.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
@@ -70,7 +70,8 @@ change and the context fields it changed. Nothing is ever written.""",
         help=summary,
         description=f"""{summary}
 
-Each mismatch is printed (entity, version, what differs); nothing is ever written.""",
+Each mismatch is printed (entity, version, what differs); nothing is ever
+written.""",
         epilog=epilog(
             {
                 0: "every entity's log replays to its snapshot",
@@ -170,16 +171,28 @@ def run_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(db: str) -> str:
+    """``db`` for a message: a DSN without its password."""
+    if not _is_dsn(db):
+        return db
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    netloc = parts.netloc.rpartition("@")[2]
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _unknown_entity(args: argparse.Namespace, of: str, known: list[str]) -> StoreArgumentError:
     """The error for an entity ``args.db`` has no history of, naming a few it has."""
+    where = f"{_shown(args.db)} has no entity {args.entity!r}{of}"
     if not known:
-        return StoreArgumentError(f"{args.db} has no entity {args.entity!r}{of}; it holds none yet")
+        return StoreArgumentError(f"{where}; it holds none yet")
     shown = ", ".join(known[:_SHOWN_ENTITIES])
     if len(known) > _SHOWN_ENTITIES:
         shown += f", ... ({len(known)} in all)"
-    return StoreArgumentError(
-        f"{args.db} has no entity {args.entity!r}{of}; entities there: {shown}"
-    )
+    return StoreArgumentError(f"{where}; entities there: {shown}")
 
 
 def run_verify(args: argparse.Namespace) -> int:
