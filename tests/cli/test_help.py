@@ -128,10 +128,10 @@ def test_the_default_dsn_is_in_the_cli_reference() -> None:
     assert DEFAULT_PG_DSN in (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", sorted(_subcommands()))
+@pytest.mark.parametrize("name", ["", *sorted(_subcommands())])
 def test_descriptions_and_epilogs_fit_an_80_column_terminal(name: str) -> None:
     """They are shown as written (not re-wrapped), so they must fit as written."""
-    sub = _subcommands()[name]
+    sub = _subcommands()[name] if name else build_parser()
     for text in (sub.description or "", sub.epilog or ""):
         too_long = [line for line in text.splitlines() if len(line) > 79]
         assert not too_long, too_long

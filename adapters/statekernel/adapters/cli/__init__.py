@@ -63,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="statekernel",
-        description="A formally specified state-machine kernel: lint, explore, fuzz, draw "
-        "and inspect workflow specs.\nRun 'statekernel COMMAND --help' for a command's "
-        "options, exit codes and an example.",
+        description="A formally specified state-machine kernel: lint, explore, fuzz, draw\n"
+        "and inspect workflow specs. Run 'statekernel COMMAND --help' for a\n"
+        "command's options, exit codes and an example.",
         formatter_class=HelpFormatter,
         epilog=epilog(
             {
