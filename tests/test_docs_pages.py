@@ -78,6 +78,11 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
 def render_cli_reference() -> str:
     """The CLI reference page, from the parser."""
     from statekernel.adapters import cli
+    from statekernel.adapters.cli._help import HelpFormatter
+
+    def help_text(parser: argparse.ArgumentParser) -> str:
+        parser.formatter_class = lambda prog: HelpFormatter(prog, width=100)
+        return parser.format_help().strip()
 
     out = [
         "# Command-line reference",
@@ -87,10 +92,15 @@ def render_cli_reference() -> str:
         "",
         "\n\n".join((cli.__doc__ or "").strip().split("\n\n")[1:2]),
         "",
+        "## `statekernel`",
+        "",
+        "```",
+        help_text(cli.build_parser()),
+        "```",
+        "",
     ]
     for name, sub in sorted(_subcommands().items()):
-        sub.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=100)
-        out += [f"## `statekernel {name}`", "", "```", sub.format_help().strip(), "```", ""]
+        out += [f"## `statekernel {name}`", "", "```", help_text(sub), "```", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

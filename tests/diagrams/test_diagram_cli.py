@@ -44,7 +44,7 @@ def test_diagram_highlights_a_trace_file(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, "cannot read trace"),
+        (None, "trace.json: no such file; check the path"),
         ("{not json", "is not JSON"),
         ('{"format": "other/1"}', "not a statekernel trace"),
         (Trace(spec="someone-else", steps=[]).dumps(), "not 'enrollment-sample'"),

@@ -106,8 +106,8 @@ def test_verify_catches_an_edited_snapshot(db: Path, capsys: Any) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["verify", "{missing}", "--spec", TARGET], "no such database file"),
-        (["verify", "{junk}", "--spec", TARGET], "not a database"),
+        (["verify", "{missing}", "--spec", TARGET], "missing.db: no such file"),
+        (["verify", "{junk}", "--spec", TARGET], "junk.db: not a SQLite database file"),
         (["verify", "{db}", "--spec", "tests.stores.ledger:NOPE"], "no attribute 'NOPE'"),
         (["verify", "{db}", "--spec", "tests.stores._sqlite_workers:TALLY"], "no data of spec"),
         (["history", "{db}", "acct", "--spec", "{v2}"], "version 1, not version 2"),
@@ -193,7 +193,10 @@ def test_a_database_lacking_later_migrations_is_read_as_it_is(tmp_path: Path, ca
     code, out, err = run(capsys, "verify", str(path), "--spec", TARGET)
     assert (code, out.strip()) == (0, "ledger v1: 0 entities verified, ok"), err
     code, out, err = run(capsys, "history", str(path), "acct", "--spec", TARGET)
-    assert code == 0, err
+    assert (code, err) == (
+        2,
+        f"error: {path} has no entity 'acct' of spec 'ledger'; it holds none yet\n",
+    )
     assert path.read_bytes() == before
     conn = sqlite3.connect(path)
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations")]

@@ -114,6 +114,7 @@ __all__ = [
     "MIGRATIONS",
     "SqliteStore",
     "read_audit_rows",
+    "read_entity_ids",
     "stored_specs",
     "translate_error",
 ]
@@ -385,6 +386,23 @@ def read_audit_rows(
         }
         for r in rows
     ]
+
+
+def read_entity_ids(conn: sqlite3.Connection, scope: str | None = None) -> list[str]:
+    """The id of every entity with a stored snapshot, sorted and each once, for every spec
+    or only ``scope``. Needs no spec, like :func:`read_audit_rows`."""
+    sql = "SELECT DISTINCT entity FROM statekernel_snapshots"
+    params: tuple[str, ...] = ()
+    if scope is not None:
+        sql += " WHERE scope = ?"
+        params = (scope,)
+    try:
+        if not _has_table(conn, "statekernel_snapshots"):
+            return []
+        rows = conn.execute(sql + " ORDER BY entity", params).fetchall()
+    except sqlite3.Error as exc:
+        raise translate_error(exc, "listing the entities") from exc
+    return [str(r[0]) for r in rows]
 
 
 # -- the store --------------------------------------------------------------------------------

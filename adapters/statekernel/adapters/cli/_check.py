@@ -68,13 +68,27 @@ def _seed(text: str) -> int:
 
 def register(sub: Any) -> None:
     """Add the ``check`` subcommand."""
+    from ._help import epilog
+
+    summary = "Lint a spec, explore its state space, then fuzz it on a store."
     p = sub.add_parser(
         "check",
-        help="lint, explore and fuzz a spec on a store; exit 0 clean, 1 violated, 2 bad input",
-        description="Lint the spec, explore its bounded state space, then fuzz it on a store "
-        "through a hostile network (retries, duplicates, reordering, stale writers, crashes). "
-        "Exit 0 no violation, 1 a violation (named, with its numbered trace), 2 a bad spec, "
-        "target, store or argument.",
+        help=summary,
+        description=f"""{summary}
+
+The fuzzer drives a real store through a hostile network: retries, duplicates,
+reordering, stale writers, crashes. A violation is named, with its numbered
+trace. --store postgres makes a fresh schema per run (all dropped at the end)
+on $STATEKERNEL_PG_DSN, by default {DEFAULT_PG_DSN}.""",
+        epilog=epilog(
+            {
+                0: "no violation",
+                1: "a violation (the invariant or property, and its numbered trace)",
+                2: "a bad spec, target, store or argument (every problem listed)",
+                3: "the store failed (busy, unreachable, read-only), or an unexpected error",
+            },
+            "statekernel check myapp.flows:SPEC --store sqlite --examples 200 --seed 1",
+        ),
     )
     p.add_argument("target", metavar="TARGET", help="module.path:ATTR or path/file.py:ATTR")
     p.add_argument(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from statekernel.kernel import Trace
 from statekernel.kernel.diagrams import FORMATS, highlight_trace, render
 
+from ._files import write_file
+from ._help import FAILED, epilog
 from ._target import TargetError, load_spec
 
 __all__ = ["register", "run_diagram"]
@@ -18,12 +19,21 @@ __all__ = ["register", "run_diagram"]
 
 def register(sub: Any) -> None:
     """Add the ``diagram`` subcommand."""
+    summary = "Draw a spec as a Mermaid, Graphviz DOT or PlantUML state diagram."
     p = sub.add_parser(
         "diagram",
-        help="draw a spec as a Mermaid, Graphviz DOT or PlantUML state diagram",
-        description="Draw a spec's state diagram. Edges are labelled 'event [guards] by roles'; "
-        "invariants are listed in a note. --highlight draws a trace (such as a counterexample "
-        "written by 'statekernel check') on top.",
+        help=summary,
+        description=f"""{summary}
+
+Edges are labelled 'event [guards] by roles'; invariants are listed in a note.
+--highlight draws a trace (such as a counterexample saved by 'statekernel
+explore --save-traces') on top. -o FILE replaces FILE whole, or leaves it as it
+was if writing fails.""",
+        epilog=epilog(
+            {0: "the diagram was written", 2: "a bad spec, target, trace file or path", 3: FAILED},
+            "statekernel diagram myapp.flows:SPEC --format dot -o flows.dot",
+            "statekernel diagram myapp.flows:SPEC --highlight traces/flows-overdraft.json",
+        ),
     )
     p.add_argument("target", metavar="TARGET", help="module.path:ATTR or path/file.py:ATTR")
     p.add_argument("--format", "-f", choices=FORMATS, default="mermaid", help="default: mermaid")
@@ -41,8 +51,6 @@ def run_diagram(args: argparse.Namespace) -> int:
     if args.highlight:
         try:
             trace = Trace.load(args.highlight)
-        except OSError as exc:
-            raise TargetError(f"cannot read trace {args.highlight}: {exc.strerror}") from exc
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, json.JSONDecodeError):
                 raise TargetError(f"{args.highlight} is not JSON: {exc}") from exc
@@ -50,7 +58,7 @@ def run_diagram(args: argparse.Namespace) -> int:
         highlight = highlight_trace(spec, trace)
     text = render(spec, args.format, highlight=highlight)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_file(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 from statekernel.kernel import Spec
 from statekernel.kernel.docs import index_page, page_filename, spec_page
 
+from ._files import write_folder
+from ._help import FAILED, epilog
 from ._target import TargetError, load_spec
 
 __all__ = ["INDEX", "register", "render_pages", "run_docs"]
@@ -20,11 +24,26 @@ INDEX = "index.md"
 
 def register(sub: Any) -> None:
     """Add the ``docs`` subcommand."""
+    summary = "Write one Markdown page per spec, and an index, into a folder."
     p = sub.add_parser(
         "docs",
-        help="write one Markdown page per spec (tables, invariants, Mermaid diagram) and an index",
-        description="Write a Markdown page per spec and an index.md into DIR. With --check, "
-        "write nothing and exit 1 if the pages in DIR differ from the specs.",
+        help=summary,
+        description=f"""{summary}
+
+Each page holds the spec's states, transitions, invariants and a Mermaid
+diagram; index.md links them. DIR is created if missing, and the pages are
+written all or none. With --check, write nothing and exit 1 if the pages in DIR
+differ from the specs.""",
+        epilog=epilog(
+            {
+                0: "the pages were written (with --check: they are up to date)",
+                1: "with --check: a page is missing, differs from its spec or has no spec",
+                2: "a bad spec, target or folder (every problem listed)",
+                3: FAILED,
+            },
+            "statekernel docs myapp.flows:ORDERS myapp.flows:REFUNDS -o docs/flows",
+            "statekernel docs myapp.flows:ORDERS myapp.flows:REFUNDS -o docs/flows --check",
+        ),
     )
     p.add_argument("targets", metavar="TARGET", nargs="+", help="module.path:ATTR or file.py:ATTR")
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="the folder to write")
@@ -54,6 +73,8 @@ def run_docs(args: argparse.Namespace) -> int:
     pages = render_pages([load_spec(t) for t in args.targets])
     out = Path(args.output)
     if args.check:
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), args.output)
         stale = []
         for name, text in sorted(pages.items()):
             path = out / name
@@ -74,8 +95,6 @@ def run_docs(args: argparse.Namespace) -> int:
             return 1
         print(f"{out}: {len(pages)} pages up to date")
         return 0
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in pages.items():
-        (out / name).write_text(text, encoding="utf-8")
+    write_folder(out, pages)
     print(f"wrote {len(pages)} pages to {out}")
     return 0

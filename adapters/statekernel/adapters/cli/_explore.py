@@ -11,11 +11,12 @@ import argparse
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from statekernel.kernel import ExploreReport, Spec, explore
 
+from ._files import check_folder, write_folder
+from ._help import FAILED, epilog
 from ._target import load_spec
 
 __all__ = [
@@ -90,13 +91,25 @@ def add_explore_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add the ``explore`` subcommand."""
+    summary = "Prove a spec's invariants over every reachable state, or find a counterexample."
     p = sub.add_parser(
         "explore",
-        help="explore every reachable state within bounds; prove the invariants or print the "
-        "shortest counterexample",
-        description="Breadth-first exploration of every reachable (state, context). Exit 0 "
-        "proved, 1 violated, 2 bad spec or target; an undetermined run (a bound was hit "
-        "first) exits 0 with a warning, or 1 with --strict.",
+        help=summary,
+        description=f"""{summary}
+
+Breadth-first over every reachable (state, context) within the bounds, with the
+transitions' payload examples. A violated property is printed with its shortest
+numbered trace; an undetermined run (a bound was hit first) warns loudly on
+stderr.""",
+        epilog=epilog(
+            {
+                0: "proved, or undetermined without --strict",
+                1: "violated (each property with its trace), or undetermined with --strict",
+                2: "a bad spec, target, argument or --save-traces folder",
+                3: FAILED,
+            },
+            "statekernel explore myapp.flows:SPEC --max-depth 12 --save-traces traces",
+        ),
     )
     p.add_argument("target", metavar="TARGET", help="module.path:ATTR or path/file.py:ATTR")
     add_explore_arguments(p)
@@ -177,13 +190,17 @@ def _slug(text: str) -> str:
 def run_explore(args: argparse.Namespace) -> int:
     """Load the spec, explore it, print the report and return the exit code."""
     spec = load_spec(args.target)
+    if args.save_traces:
+        check_folder(args.save_traces)  # before the run, not after it
     report = explore_from_args(spec, args)
     if args.save_traces:
-        folder = Path(args.save_traces)
-        folder.mkdir(parents=True, exist_ok=True)
-        for v in report.violations:
-            path = folder / f"{_slug(spec.name)}-{_slug(v.property)}.json"
-            path.write_text(v.trace.dumps() + "\n", encoding="utf-8")
+        write_folder(
+            args.save_traces,
+            {
+                f"{_slug(spec.name)}-{_slug(v.property)}.json": v.trace.dumps() + "\n"
+                for v in report.violations
+            },
+        )
     if args.json:
         print(json.dumps(report.to_data(), indent=2, sort_keys=True))
     else:

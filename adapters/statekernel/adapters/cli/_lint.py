@@ -7,6 +7,7 @@ from typing import Any
 
 from statekernel.kernel import Spec
 
+from ._help import BAD_INPUT, FAILED, epilog
 from ._target import load_spec
 
 __all__ = ["register", "render_table"]
@@ -14,12 +15,36 @@ __all__ = ["register", "render_table"]
 
 def register(sub: Any) -> None:
     """Add the ``lint`` and ``show`` subcommands."""
+    summary = "Validate a spec and list every problem it has."
     lint = sub.add_parser(
-        "lint", help="validate a spec; list every problem (exit 2) or say it is clean (exit 0)"
+        "lint",
+        help=summary,
+        description=f"""{summary}
+
+Building a spec validates it: unknown or unreachable states, rows sharing
+(state, event) that no guard separates, non-final states with no way out, a bad
+initial state. Every problem is listed at once.""",
+        epilog=epilog(
+            {
+                0: "the spec is valid",
+                2: "the spec has problems (every one listed), or a bad target or path",
+                3: FAILED,
+            },
+            "statekernel lint path/to/flows.py:SPEC",
+        ),
     )
     lint.add_argument("target", metavar="TARGET", help="module.path:ATTR or path/file.py:ATTR")
     lint.set_defaults(run=run_lint)
-    show = sub.add_parser("show", help="print a spec's states and transitions as tables")
+    summary = "Print a spec's states, transitions and invariants as tables."
+    show = sub.add_parser(
+        "show",
+        help=summary,
+        description=summary,
+        epilog=epilog(
+            {0: "the tables were printed", 2: BAD_INPUT, 3: FAILED},
+            "statekernel show myapp.flows:SPEC",
+        ),
+    )
     show.add_argument("target", metavar="TARGET", help="module.path:ATTR or path/file.py:ATTR")
     show.set_defaults(run=run_show)
 

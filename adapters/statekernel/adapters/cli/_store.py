@@ -13,19 +13,21 @@ import argparse
 import importlib
 import json
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from statekernel.adapters.base import explain, verify
 from statekernel.kernel import Spec, StatekernelError
 
+from ._help import STORE_FAILED, epilog
 from ._target import load_spec
 
 __all__ = ["StoreArgumentError", "open_store", "register"]
 
 _DSN_PREFIXES = ("postgresql://", "postgres://")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SHOWN_ENTITIES = 5
 
 
 class StoreArgumentError(StatekernelError, ValueError):
@@ -34,9 +36,25 @@ class StoreArgumentError(StatekernelError, ValueError):
 
 def register(sub: Any) -> None:
     """Add the ``history`` and ``verify`` subcommands."""
+    summary = "Print an entity's audit trail, or with --spec explain each change."
     history = sub.add_parser(
         "history",
-        help="print an entity's audit trail: stored rows, or with --spec the explanation",
+        help=summary,
+        description=f"""{summary}
+
+Without --spec, every stored audit row of ENTITY as one JSON object per line
+(SQLite only: no spec code needed). With --spec, each transition with its
+actor, payload, state change and the context fields it changed. Nothing is ever
+written.""",
+        epilog=epilog(
+            {
+                0: "the history was printed",
+                2: "an unknown entity (a few are listed), no statekernel data, a bad target",
+                3: STORE_FAILED,
+            },
+            "statekernel history app.db order-17",
+            "statekernel history postgresql://app@db/app order-17 --spec myapp.flows:SPEC",
+        ),
     )
     history.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
     history.add_argument("entity", metavar="ENTITY", help="the entity id")
@@ -46,9 +64,23 @@ def register(sub: Any) -> None:
         help="module.path:ATTR or path/file.py:ATTR; explain each transition's changes",
     )
     history.set_defaults(run=run_history)
+    summary = "Replay every entity's audit log and compare it with the stored snapshot."
     verify = sub.add_parser(
         "verify",
-        help="replay every entity's audit log; exit 1 on any mismatch with its snapshot",
+        help=summary,
+        description=f"""{summary}
+
+Each mismatch is printed (entity, version, what differs); nothing is ever
+written.""",
+        epilog=epilog(
+            {
+                0: "every entity's log replays to its snapshot",
+                1: "a mismatch (each one printed)",
+                2: "a DB without the spec's data, or a bad spec, target or path",
+                3: STORE_FAILED,
+            },
+            "statekernel verify app.db --spec myapp.flows:SPEC",
+        ),
     )
     verify.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
     verify.add_argument(
@@ -62,10 +94,12 @@ def _is_dsn(db: str) -> bool:
 
 
 def _readonly_uri(db: str) -> str:
-    path = Path(db)
-    if not path.is_file():
-        raise StoreArgumentError(f"no such database file: {db}")
-    return f"file:{quote(str(path.resolve()))}?mode=ro"
+    """The read-only URI of an existing SQLite file (an ``OSError`` if it cannot be read)."""
+    with open(db, "rb") as file:  # a missing, unreadable or folder path: main() says which
+        header = file.read(len(_SQLITE_HEADER))
+    if header and header != _SQLITE_HEADER:
+        raise StoreArgumentError(f"{db}: not a SQLite database file; check the path")
+    return f"file:{quote(str(Path(db).resolve()))}?mode=ro"
 
 
 def _sqlite_readonly(db: str) -> sqlite3.Connection:
@@ -111,24 +145,54 @@ def run_history(args: argparse.Namespace) -> int:
         spec = load_spec(args.spec)
         store = open_store(args.db, spec)
         try:
+            if not store.history(args.entity):
+                raise _unknown_entity(args, f" of spec {spec.name!r}", list(store.entities()))
             print(explain(store, args.entity))
         finally:
             store.close()
         return 0
     if _is_dsn(args.db):
         raise StoreArgumentError("history of a PostgreSQL database needs --spec TARGET")
-    from statekernel.adapters.sqlite import read_audit_rows
+    from statekernel.adapters.sqlite import read_audit_rows, read_entity_ids, stored_specs
 
     conn = _sqlite_readonly(args.db)
     try:
+        if not stored_specs(conn):
+            raise StoreArgumentError(
+                f"{args.db} is not a statekernel database (it holds no statekernel data)"
+            )
         rows = read_audit_rows(conn, args.entity)
+        if not rows:
+            raise _unknown_entity(args, "", read_entity_ids(conn))
     finally:
         conn.close()
-    if not rows:
-        print(f"{args.entity}: no history", file=sys.stderr)
     for row in rows:
         print(json.dumps(row, sort_keys=True))
     return 0
+
+
+def _shown(db: str) -> str:
+    """``db`` for a message: a DSN without its password."""
+    if not _is_dsn(db):
+        return db
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    netloc = parts.netloc.rpartition("@")[2]
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _unknown_entity(args: argparse.Namespace, of: str, known: list[str]) -> StoreArgumentError:
+    """The error for an entity ``args.db`` has no history of, naming a few it has."""
+    where = f"{_shown(args.db)} has no entity {args.entity!r}{of}"
+    if not known:
+        return StoreArgumentError(f"{where}; it holds none yet")
+    shown = ", ".join(known[:_SHOWN_ENTITIES])
+    if len(known) > _SHOWN_ENTITIES:
+        shown += f", ... ({len(known)} in all)"
+    return StoreArgumentError(f"{where}; entities there: {shown}")
 
 
 def run_verify(args: argparse.Namespace) -> int:
