@@ -21,9 +21,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "diagram",
         help="draw a spec as a Mermaid, Graphviz DOT or PlantUML state diagram",
-        description="Draw a spec's state diagram. Edges are labelled 'event [guards] by roles'; "
-        "invariants are listed in a note. --highlight draws a trace (such as a counterexample "
-        "written by 'statekernel check') on top.",
+        description="Draw a spec's state diagram. Edges are labelled "
+        "'event [guards] by roles / effects'; edges with the same event, target and label "
+        "from several states are drawn once, through a junction; invariants are listed in a "
+        "note. --highlight draws a trace (such as a counterexample written by "
+        "'statekernel check') on top.",
     )
     p.add_argument("target", metavar="TARGET", help="module.path:ATTR or path/file.py:ATTR")
     p.add_argument("--format", "-f", choices=FORMATS, default="mermaid", help="default: mermaid")
