@@ -1,8 +1,13 @@
-"""Shared fixtures: the PostgreSQL rule of DESIGN.md.
+"""Shared fixtures and the rules for tests that need more than Python.
 
-Tests that need PostgreSQL use the ``pg_dsn`` fixture. It reads ``STATEKERNEL_PG_DSN``
-(default ``postgresql://postgres@127.0.0.1:5432/test``) and skips when no server answers,
-unless ``STATEKERNEL_REQUIRE_PG=1``, in which case it fails.
+- PostgreSQL (DESIGN.md): tests that need it use the ``pg_dsn`` fixture. It reads
+  ``STATEKERNEL_PG_DSN`` (default ``postgresql://postgres@127.0.0.1:5432/test``) and skips
+  when no server answers, unless ``STATEKERNEL_REQUIRE_PG=1``, in which case it fails.
+- Diagram renderers (Graphviz, PlantUML, Mermaid's parser): the same rule with
+  ``STATEKERNEL_REQUIRE_RENDERERS=1``, in ``tests/diagrams/renderers.py``.
+- Tests marked ``slow`` skip unless ``STATEKERNEL_RUN_SLOW=1``.
+
+``.ci/run`` sets all three switches, so in CI none of these tests may skip.
 """
 
 from __future__ import annotations
@@ -12,6 +17,18 @@ import os
 import pytest
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+pytest_plugins = ("pytester",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``slow`` unless ``STATEKERNEL_RUN_SLOW=1``."""
+    if os.environ.get("STATEKERNEL_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow test: set STATEKERNEL_RUN_SLOW=1 to run it (CI does)")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
 
 
 def _pg_answers(dsn: str) -> str | None:

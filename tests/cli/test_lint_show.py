@@ -97,6 +97,18 @@ def test_show_prints_states_and_transitions(capsys: pytest.CaptureFixture[str]) 
     assert any("approved_names_reviewer: An approved application names" in line for line in lines)
 
 
+def test_show_lists_the_effects_of_each_transition(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "show", "tests.diagrams.diagram_specimens:CONNECTION")
+    assert code == 0
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("FROM "))
+    assert header.split()[-1] == "EFFECTS"
+    abort = next(line for line in lines if " abort " in line)
+    assert abort.endswith("rst, log")
+    listen = next(line for line in lines if line.startswith("closed ") and " listen " in line)
+    assert listen.endswith(" -")
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "lint" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Specs to draw: the reference specs in ``statekernel.specs`` plus specimens that exercise
 what the reference specs might not (odd state names, guards sharing a source and an event,
-several sources, roles, payloads and invariants)."""
+several sources, roles, payloads, effects and invariants, and many edges into one state)."""
 
 from __future__ import annotations
 
@@ -145,12 +145,57 @@ AWKWARD = Spec(
         Transition("#;:", "dash-ed", "note"),
         Transition("x", ['quote"d', "note"], "s0"),
         Transition("y", "s0", "x:y;z"),
-        Transition("done", "x:y;z", "[*]", roles=["a b", "c|d"]),
+        Transition(
+            "done", "x:y;z", "[*]", roles=["a b", "c|d"], effects=[Effect('said "bye"; #1 <ok>')]
+        ),
     ],
     invariants=[trivially_true],
 )
 
-SPECIMENS: dict[str, Spec] = {"enrollment-sample": ENROLLMENT, "awkward": AWKWARD}
+
+@guard
+def keep_alive_off(ctx: Nothing, payload: object) -> bool:
+    """The connection does not use keep-alive probes."""
+    return True
+
+
+# A TCP-like connection: many states fall back to "closed" on the same events, the way h11's
+# and TCP's tables do, which is what merged edges are for.
+_OPEN = ["listen", "syn_sent", "syn_received", "established", "fin_wait", "close_wait", "last_ack"]
+
+CONNECTION = Spec(
+    name="connection",
+    version=1,
+    context=Nothing,
+    initial="closed",
+    states=["closed", *_OPEN, "time_wait", "discarded"],
+    final=["discarded"],
+    transitions=[
+        Transition("listen", "closed", "listen"),
+        Transition("connect", "closed", "syn_sent", effects=[Effect("syn")]),
+        Transition("syn", "listen", "syn_received", effects=[Effect("syn_ack")]),
+        Transition("syn_ack", "syn_sent", "established", effects=[Effect("ack")]),
+        Transition("ack", "syn_received", "established"),
+        Transition("close", "established", "fin_wait", effects=[Effect("fin")]),
+        Transition("close", ["listen", "syn_sent"], "closed"),
+        Transition("fin", "established", "close_wait", effects=[Effect("ack")]),
+        Transition("close", "close_wait", "last_ack", effects=[Effect("fin")]),
+        Transition("fin", "fin_wait", "time_wait", effects=[Effect("ack")]),
+        Transition("ack", "last_ack", "closed"),
+        Transition("timeout", "time_wait", "closed"),
+        # one row with many sources, and the same row written out once per source
+        Transition("abort", _OPEN, "closed", effects=[Effect("rst"), Effect("log")]),
+        *(Transition("reset", s, "closed") for s in _OPEN[1:6]),
+        Transition("reset", "last_ack", "closed", guards=[keep_alive_off]),
+        Transition("discard", "closed", "discarded"),
+    ],
+)
+
+SPECIMENS: dict[str, Spec] = {
+    "enrollment-sample": ENROLLMENT,
+    "awkward": AWKWARD,
+    "connection": CONNECTION,
+}
 
 
 def all_specs() -> dict[str, Spec]:

@@ -1,19 +1,22 @@
 """Drivers for the real renderers: Graphviz ``dot``, PlantUML and Mermaid's own parser.
 
-They are CI requirements (``.ci/run`` installs them), so a missing one fails the tests that
-need it instead of skipping them.
+The renderer rule, like PostgreSQL's in ``tests/conftest.py``: where a renderer is missing,
+the tests that need it skip, with a reason saying how to install it, unless
+``STATEKERNEL_REQUIRE_RENDERERS=1``, which makes the missing renderer a failure. ``.ci/run``
+installs every renderer and sets it, so in CI these tests must run.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -21,10 +24,32 @@ MERMAID_DIR = Path(__file__).parent / "mermaid"
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _need(program: str) -> str:
+REQUIRE_RENDERERS = "STATEKERNEL_REQUIRE_RENDERERS"
+
+# How to install each program the renderer tests run.
+_INSTALL = {
+    "dot": "install Graphviz (apt-get install graphviz, brew install graphviz)",
+    "plantuml": "install PlantUML (apt-get install plantuml, brew install plantuml)",
+    "node": "install Node.js 20+ and Mermaid's parser (npm ci --prefix tests/diagrams/mermaid)",
+}
+
+
+def missing(why: str, how: str) -> NoReturn:
+    """Skip the running test because a renderer is missing, or fail it when
+    ``STATEKERNEL_REQUIRE_RENDERERS=1``."""
+    if os.environ.get(REQUIRE_RENDERERS) == "1":
+        pytest.fail(f"{REQUIRE_RENDERERS}=1 but {why}; {how} (.ci/run does)")
+    pytest.skip(
+        f"{why}: {how} to run the renderer tests; {REQUIRE_RENDERERS}=1 makes a missing "
+        "renderer a failure (CI sets it; see README.md)"
+    )
+
+
+def need(program: str) -> str:
+    """The path of ``program``, a renderer the running test needs (see :func:`missing`)."""
     path = shutil.which(program)
     if path is None:
-        pytest.fail(f"{program} is not installed (CI installs it: see .ci/run)")
+        missing(f"{program} is not installed", _INSTALL[program])
     return path
 
 
@@ -37,7 +62,7 @@ def svg_texts(svg: str) -> list[str]:
 def render_dot(text: str) -> str:
     """Render DOT to SVG with Graphviz; any error or warning fails the test."""
     proc = subprocess.run(
-        [_need("dot"), "-Tsvg"], input=text, capture_output=True, text=True, timeout=60
+        [need("dot"), "-Tsvg"], input=text, capture_output=True, text=True, timeout=60
     )
     if proc.returncode != 0 or proc.stderr.strip():
         pytest.fail(f"dot failed (exit {proc.returncode}):\n{proc.stderr}\n--- input:\n{text}")
@@ -50,7 +75,7 @@ def render_plantuml(texts: list[str], workdir: Path) -> list[str]:
     PlantUML draws a syntax error as an image instead of failing, so besides its exit code
     (``-failfast2`` makes it non-zero) each SVG is searched for its error banner.
     """
-    plantuml = _need("plantuml")
+    plantuml = need("plantuml")
     sources = []
     for i, text in enumerate(texts):
         path = workdir / f"diagram{i:03}.puml"
@@ -79,7 +104,7 @@ def plantuml_errors(text: str, workdir: Path) -> bool:
     path = workdir / "broken.puml"
     path.write_text(text, encoding="utf-8")
     proc = subprocess.run(
-        [_need("plantuml"), "-tsvg", "-failfast2", str(path)],
+        [need("plantuml"), "-tsvg", "-failfast2", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -108,12 +133,9 @@ def mermaid_decode(text: str | None) -> str:
 def parse_mermaid(texts: list[str]) -> list[dict[str, Any]]:
     """Parse diagrams with Mermaid's own parser (under Node.js, no browser); one result per
     text: ``{"ok": True, "nodes": [...], "edges": [...]}`` or ``{"ok": False, "error": ...}``."""
-    node = _need("node")
+    node = need("node")
     if not (MERMAID_DIR / "node_modules" / "mermaid").is_dir():
-        pytest.fail(
-            "Mermaid's parser is not installed: run npm ci --prefix tests/diagrams/mermaid "
-            "(.ci/run does)"
-        )
+        missing("Mermaid's parser is not installed", "run npm ci --prefix tests/diagrams/mermaid")
     proc = subprocess.run(
         [node, str(MERMAID_DIR / "check.mjs")],
         input=json.dumps(texts),

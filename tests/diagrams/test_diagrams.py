@@ -13,10 +13,11 @@ from statekernel.kernel.diagrams import (
     TraceMismatch,
     edges,
     highlight_trace,
+    merged_edges,
     render,
 )
 
-from .diagram_specimens import AWKWARD, ENROLLMENT, all_specs, walk_trace
+from .diagram_specimens import AWKWARD, CONNECTION, ENROLLMENT, all_specs, walk_trace
 
 SPECS = all_specs()
 
@@ -28,24 +29,96 @@ def test_edges_are_the_spec_table_sorted(name: str) -> None:
     keys = [(e.source, e.event, e.rank) for e in drawn]
     assert keys == sorted(keys)
     expected = {
-        (s, t.event, t.target, tuple(g.name for g in t.guards), tuple(sorted(t.roles)))
+        (
+            s,
+            t.event,
+            t.target,
+            tuple(g.name for g in t.guards),
+            tuple(sorted(t.roles)),
+            tuple(e.name for e in t.effects),
+        )
         for t in spec.transitions
         for s in t.source
     }
-    assert {(e.source, e.event, e.target, e.guards, e.roles) for e in drawn} == expected
+    assert {(e.source, e.event, e.target, e.guards, e.roles, e.effects) for e in drawn} == expected
     assert len(drawn) == sum(len(t.source) for t in spec.transitions)
     for e in drawn:
         # the rank is the order decide tries rows sharing a source and an event
         assert spec.candidates(e.source, e.event)[e.rank] is spec.transitions[e.index]
 
 
-def test_edge_label_names_event_guards_and_roles() -> None:
+def test_edge_label_names_event_guards_roles_and_effects() -> None:
     by_event = {(e.source, e.event, e.rank): e for e in edges(ENROLLMENT)}
     submit = by_event[("draft", "submit", 0)]
     assert submit.label() == "submit [many_documents]"
     approve = by_event[("submitted", "approve", 0)]
-    assert approve.label() == "approve by admin or reviewer"
+    assert approve.label() == "approve by admin or reviewer / notify"
     assert by_event[("draft", "attach", 0)].label() == "attach"
+    abort = next(e for e in edges(CONNECTION) if e.event == "abort")
+    assert abort.label() == "abort / rst, log"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_annotates_edges_with_their_effects(fmt: str) -> None:
+    text = render(CONNECTION, fmt)
+    for label in ("connect / syn", "syn_ack / ack", "close / fin", "abort / rst, log"):
+        assert label in text, label
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_merged_edges_hold_every_edge_once_and_each_label_once(name: str) -> None:
+    spec = SPECS[name]
+    merged = merged_edges(spec)
+    assert sorted(e.key for m in merged for e in m.edges) == sorted(e.key for e in edges(spec))
+    for m in merged:
+        assert {(e.event, e.target, e.label()) for e in m.edges} == {(m.event, m.target, m.label)}
+        assert m.sources == tuple(sorted(m.sources)) and len(set(m.sources)) == len(m.sources)
+    # maximal: no two merged edges share an event, a target and a label
+    assert len({(m.event, m.target, m.label) for m in merged}) == len(merged)
+
+
+def test_rows_with_one_event_target_and_label_merge_into_one_edge() -> None:
+    merged = {(m.target, m.label): m.sources for m in merged_edges(CONNECTION)}
+    opened = ("close_wait", "established", "fin_wait", "last_ack", "listen", "syn_received")
+    # one row with many sources
+    assert merged[("closed", "abort / rst, log")] == (*opened, "syn_sent")
+    # the same row written once per source (h11's and TCP's tables look like this)
+    assert merged[("closed", "reset")] == (
+        "close_wait",
+        "established",
+        "fin_wait",
+        "syn_received",
+        "syn_sent",
+    )
+    # another label (a guard), another target or another event: another edge
+    assert merged[("closed", "reset [keep_alive_off]")] == ("last_ack",)
+    assert merged[("closed", "close")] == ("listen", "syn_sent")
+    assert merged[("fin_wait", "close / fin")] == ("established",)
+    assert merged[("last_ack", "close / fin")] == ("close_wait",)
+    for fmt in FORMATS:
+        text = render(CONNECTION, fmt)
+        assert text.count("abort / rst, log") == 1, fmt
+        assert text.count("reset [keep_alive_off]") == 1, fmt
+
+
+def test_a_highlighted_edge_is_drawn_apart_from_the_rest_of_its_merged_edge() -> None:
+    trace = Trace(
+        spec=CONNECTION.name,
+        steps=[
+            TraceStep(event="connect", state="syn_sent"),
+            TraceStep(event="abort", state="closed"),
+        ],
+    )
+    hl = highlight_trace(CONNECTION, trace)
+    aborts = {
+        m.label: m.sources for m in merged_edges(CONNECTION, highlight=hl) if m.event == "abort"
+    }
+    assert aborts["abort / rst, log (step 2)"] == ("syn_sent",)
+    assert len(aborts["abort / rst, log"]) == 6
+    for fmt in FORMATS:
+        text = render(CONNECTION, fmt, highlight=hl)
+        assert text.count("abort / rst, log (step 2)") == 1, fmt
+        assert text.count("abort / rst, log") == 2, fmt
 
 
 def _shuffled(spec: Spec, data: st.DataObject) -> Spec:
@@ -88,7 +161,9 @@ def test_every_format_names_states_invariants_and_spec(fmt: str) -> None:
 def test_awkward_state_names_get_distinct_identifiers() -> None:
     text = render(AWKWARD, "mermaid")
     declared = [
-        line.split(" as ")[1] for line in text.splitlines() if line.strip().startswith("state ")
+        line.split(" as ")[1]
+        for line in text.splitlines()
+        if line.strip().startswith("state ") and " as " in line
     ]
     assert len(declared) == len(set(declared))
     assert "s0" not in declared  # a state is really called s0, so it keeps that name

@@ -20,6 +20,7 @@ from statekernel.kernel.diagrams import (
     Highlight,
     edges,
     highlight_trace,
+    merged_edges,
     to_dot,
     to_mermaid,
     to_plantuml,
@@ -51,6 +52,27 @@ def _invariant_lines(spec: Spec) -> list[str]:
 
 def _expected_edges(spec: Spec) -> Counter[tuple[str, str, str]]:
     return Counter((e.source, e.target, e.label()) for e in edges(spec))
+
+
+def _through_junctions(
+    arrows: list[tuple[str, str, str]], junctions: set[str]
+) -> tuple[list[tuple[str, str, str]], int]:
+    """The edges a reader sees in ``arrows`` (``(from, to, label)`` between states and
+    ``junctions``): an arrow between two states is one edge; unlabelled arrows from several
+    states into a junction and the one labelled arrow out of it are one edge per source.
+    Also returns how many labels were drawn."""
+    seen = [(s, d, lbl) for s, d, lbl in arrows if s not in junctions and d not in junctions]
+    labels = len(seen)
+    for j in sorted(junctions):
+        ins = [(s, lbl) for s, d, lbl in arrows if d == j]
+        outs = [(d, lbl) for s, d, lbl in arrows if s == j]
+        assert len(outs) == 1, f"junction {j} has {len(outs)} ways out"
+        assert len(ins) >= 2, f"junction {j} merges {len(ins)} edges"
+        assert all(not lbl.strip() for _, lbl in ins), ins
+        (target, label) = outs[0]
+        seen += [(s, target, label) for s, _ in ins]
+        labels += 1
+    return seen, labels
 
 
 def _strip_steps(label: str) -> str:
@@ -88,14 +110,20 @@ def test_graphviz_draws_every_state_edge_and_invariant(name: str, lit: bool) -> 
             src, _, dst = title.text.partition("->")
             drawn.append((src, dst, label))
     assert set(spec.states) <= set(nodes)
-    markers = len(nodes) - len(spec.states)
+    merged = merged_edges(spec, highlight=hl)
+    junctions = {n for n in nodes if n not in spec.states and n.startswith("[junction")}
+    assert len(junctions) == sum(len(m.sources) > 1 for m in merged)
+    markers = len(nodes) - len(spec.states) - len(junctions)
     assert markers == 1 + bool(spec.final) + bool(spec.invariants)
 
-    state_edges = [(s, d, lbl) for s, d, lbl in drawn if s in spec.states and d in spec.states]
+    inner = set(spec.states) | junctions
+    arrows = [(s, d, lbl) for s, d, lbl in drawn if s in inner and d in inner]
+    state_edges, labels = _through_junctions(arrows, junctions)
     assert Counter((s, d, _strip_steps(lbl)) for s, d, lbl in state_edges) == _expected_edges(spec)
+    assert labels == len(merged)  # each merged edge's label is drawn once
     _check_highlighted_labels(spec, hl, [lbl for _, _, lbl in state_edges])
-    entries = [d for s, d, _ in drawn if s not in spec.states]
-    exits = sorted(s for s, d, _ in drawn if d not in spec.states)
+    entries = [d for s, d, _ in drawn if s not in inner]
+    exits = sorted(s for s, d, _ in drawn if d not in inner)
     assert entries == [spec.initial]
     assert exits == sorted(spec.final)
     texts = svg_texts(svg)
@@ -129,14 +157,13 @@ def test_plantuml_draws_every_state_edge_and_invariant(
     spec = SPECS[name]
     hl = _highlight(spec, lit)
     texts = Counter(svg_texts(plantuml_svgs[(name, lit)]))
-    expected = Counter(spec.states) + Counter(lbl for _, _, lbl in _expected_edges(spec).elements())
+    # each state once, each merged edge's label once, the invariants and the title
+    expected = Counter(spec.states) + Counter(m.label for m in merged_edges(spec, highlight=hl))
     expected.update(_invariant_lines(spec))
     expected[f"{spec.name} v{spec.version}"] += 1
-    drawn = Counter()
-    for t, n in texts.items():
-        drawn[_strip_steps(t)] += n
-    missing = expected - drawn
-    assert not missing, f"not drawn: {sorted(missing)}"
+    if spec.invariants:
+        expected["Invariants"] += 1
+    assert texts == expected
     _check_highlighted_labels(spec, hl, list(texts.elements()))
 
 
@@ -168,13 +195,17 @@ def test_mermaid_parser_reads_back_the_spec(
     assert result["type"] == "stateDiagram"
     states = {i: mermaid_decode(lbl) for i, lbl, shape, _ in result["nodes"] if shape == "rect"}
     assert sorted(states.values()) == sorted(spec.states)
+    merged = merged_edges(spec, highlight=hl)
     shapes = Counter(shape for _, _, shape, _ in result["nodes"])
     assert shapes["stateStart"] == 1
     assert shapes["stateEnd"] == (1 if spec.final else 0)
     assert shapes["note"] == (1 if spec.invariants else 0)
+    assert shapes["choice"] == sum(len(m.sources) > 1 for m in merged)
     kinds = {i: shape for i, _, shape, _ in result["nodes"]}
+    junctions = {i for i, kind in kinds.items() if kind == "choice"}
+    names = {**states, **{j: j for j in junctions}}
 
-    state_edges = []
+    arrows = []
     for src, dst, label in result["edges"]:
         if kinds.get(src) == "stateStart":
             assert states[dst] == spec.initial
@@ -183,8 +214,10 @@ def test_mermaid_parser_reads_back_the_spec(
         elif kinds.get(src) == "note":
             continue
         else:
-            state_edges.append((states[src], states[dst], mermaid_decode(label)))
+            arrows.append((names[src], names[dst], mermaid_decode(label)))
+    state_edges, labels = _through_junctions(arrows, junctions)
     assert Counter((s, d, _strip_steps(lbl)) for s, d, lbl in state_edges) == _expected_edges(spec)
+    assert labels == len(merged)  # each merged edge's label is drawn once
     _check_highlighted_labels(spec, hl, [lbl for _, _, lbl in state_edges])
 
     notes = [mermaid_decode(lbl) for _, lbl, shape, _ in result["nodes"] if shape == "note"]

@@ -59,9 +59,25 @@ def test_a_page_holds_every_part_of_the_spec(spec: object) -> None:
             assert r.replace("|", "\\|") in row
         if t.payload is not None:
             assert t.payload.__qualname__ in row
+        cells = row.replace("\\|", "").split(" | ")
+        assert cells[-1].rstrip(" |") == (", ".join(f"`{e.name}`" for e in t.effects) or "-")
     for inv in spec.invariants:
         assert f"`{inv.name}`: {' '.join(inv.description.split())}" in invariants
     assert f"```mermaid\n{to_mermaid(spec)}```" in page
+
+
+def test_a_page_lists_every_effect_and_the_transitions_that_emit_it() -> None:
+    from .diagram_specimens import CONNECTION
+
+    page = spec_page(CONNECTION)
+    header = next(r for r in page.splitlines() if r.startswith("| From |"))
+    assert header.endswith("| Effects |")
+    effects = page.split("## Effects")[1].split("## Invariants")[0]
+    assert "- `ack`: `syn_ack` (`syn_sent` to `established`)" in effects
+    assert "`fin` (`established` to `close_wait`)" in effects
+    rst = next(line for line in effects.splitlines() if line.startswith("- `rst`"))
+    assert rst.startswith("- `rst`: `abort` (`listen`, `syn_sent`")
+    assert "- `ack`" in effects and effects.count("- `ack`") == 1
 
 
 def test_payload_fields_are_listed_with_their_types() -> None:

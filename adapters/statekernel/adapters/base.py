@@ -127,7 +127,12 @@ def outbox_ids(ids: Iterable[int]) -> frozenset[int]:
 @runtime_checkable
 class Store(Protocol):
     """What the fuzzer, ``verify``, the CLI and an outbox relay need from a store. Stores may
-    add ``reopen()`` (close and open the database again, as after a crash)."""
+    add ``reopen()`` (close and open the database again, as after a crash).
+
+    A store answers a command it refuses with a :class:`~statekernel.kernel.Rejected`
+    decision, as :func:`~statekernel.kernel.decide` does; unlike ``decide`` it raises when it
+    cannot do its own job, always one of the typed errors of :mod:`statekernel.adapters.errors`
+    (or ``InvalidIdentifier``, ``TypeError``, ``ValueError`` for a malformed argument)."""
 
     spec: Spec
 

@@ -1,5 +1,18 @@
 """The stores' typed errors: one root, a few subclasses, each also the builtin users expect.
 
+Unlike :func:`~statekernel.kernel.decide`, which never raises (a command it refuses comes back
+as a :class:`~statekernel.kernel.Rejected` decision with a stable code, from a store too), a
+store raises when it cannot do its own job: the database is locked, unreachable, corrupt,
+read-only or holds another spec's data, or a value cannot be stored. Each of those errors is a
+:class:`StoreError` (itself a :class:`~statekernel.kernel.StatekernelError`), so one
+``except StoreError`` catches them all, and each is also the builtin exception users expect
+(:class:`StoreBusy` is a ``TimeoutError``, :class:`StoreUnavailable` a ``ConnectionError``).
+Besides these, a store raises :class:`~statekernel.kernel.InvalidIdentifier` (a
+``ValueError``) for an entity id or idempotency key of the wrong shape, and ``TypeError`` or
+``ValueError`` for a bad argument (a ``limit`` below 1, outbox ids that are not ints, an
+unknown ``synchronous`` mode). Unless the error says otherwise (:class:`CommitOutcomeUnknown`),
+nothing was written.
+
 Driver exceptions (``sqlite3.Error``, ``psycopg.Error``) never escape a store raw: each store
 translates them in one place and chains the original (``raise ... from exc``).
 """

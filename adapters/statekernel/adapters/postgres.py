@@ -1091,7 +1091,9 @@ class PostgresStore:
         self._source.close()
 
     def __enter__(self) -> PostgresStore:
+        """``with PostgresStore(...) as store:`` returns the store itself."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """:meth:`close` the store when the ``with`` block ends, however it ends."""
         self.close()

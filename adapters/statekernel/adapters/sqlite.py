@@ -626,9 +626,11 @@ class SqliteStore:
             self._cache.clear()
 
     def __enter__(self) -> SqliteStore:
+        """``with SqliteStore(...) as store:`` returns the store itself."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """:meth:`close` the store when the ``with`` block ends, however it ends."""
         self.close()
 
     # -- writing ------------------------------------------------------------------------------

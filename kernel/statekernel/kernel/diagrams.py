@@ -9,9 +9,15 @@ What every format shows:
 
 - each state once, sorted by name; the initial state entered from a start marker, each final
   state leading to an end marker;
-- one edge per transition row and source state, sorted by source, event and the order in
-  which rows sharing a source and an event are tried; labelled
-  ``event [guard, guard] by role or role``;
+- one edge per transition row and source state (:func:`edges`), sorted by source, event and
+  the order in which rows sharing a source and an event are tried; labelled
+  ``event [guard, guard] by role or role / effect, effect`` (the parts that apply);
+- edges with the same event, target and label from several sources drawn as one
+  (:func:`merged_edges`): an unlabelled arrow from each source into a small junction, and one
+  labelled arrow from there to the target, so a label shows once however many states share
+  it (TCP's many ways back to ``CLOSED``). No format can start one arrow at several nodes, so
+  the junction is a point in DOT and a ``<<choice>>`` diamond in Mermaid and PlantUML, which
+  have no junction shape;
 - the invariants, with their descriptions, in a note (Mermaid) or a legend (DOT, PlantUML);
 - optionally a highlighted trace (:func:`highlight_trace`): the states it visits, the edges it
   takes labelled with their step numbers, and the edges a violating step tried.
@@ -39,9 +45,11 @@ __all__ = [
     "Edge",
     "Format",
     "Highlight",
+    "MergedEdge",
     "TraceMismatch",
     "edges",
     "highlight_trace",
+    "merged_edges",
     "render",
     "to_dot",
     "to_mermaid",
@@ -68,7 +76,8 @@ class Edge:
     """One arrow of a diagram: the transition ``spec.transitions[index]`` leaving ``source``.
 
     ``rank`` is its position among the rows sharing ``(source, event)``, in the order
-    ``decide`` tries them (0 for the first).
+    ``decide`` tries them (0 for the first). ``effects`` names the messages the transition
+    emits to the outbox, in declaration order.
     """
 
     source: str
@@ -78,6 +87,7 @@ class Edge:
     roles: tuple[str, ...]
     index: int
     rank: int
+    effects: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -85,12 +95,14 @@ class Edge:
         return (self.source, self.index)
 
     def label(self) -> str:
-        """``event [guard, guard] by role or role`` (the parts that apply)."""
+        """``event [guard, guard] by role or role / effect, effect`` (the parts that apply)."""
         text = self.event
         if self.guards:
             text += f" [{', '.join(self.guards)}]"
         if self.roles:
             text += f" by {' or '.join(self.roles)}"
+        if self.effects:
+            text += f" / {', '.join(self.effects)}"
         return text
 
 
@@ -109,9 +121,68 @@ def edges(spec: Spec) -> tuple[Edge, ...]:
                         roles=tuple(sorted(t.roles)),
                         index=_index(spec, t),
                         rank=rank,
+                        effects=tuple(e.name for e in t.effects),
                     )
                 )
     return tuple(sorted(out, key=lambda e: (e.source, e.event, e.rank)))
+
+
+@attrs.frozen
+class MergedEdge:
+    """Edges with the same event, target and label, drawn as one labelled edge from all their
+    sources. ``edges`` are sorted by source; ``label`` is what the diagram writes, including
+    a highlighted trace's step numbers."""
+
+    edges: tuple[Edge, ...]
+    label: str
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The source states, sorted."""
+        return tuple(e.source for e in self.edges)
+
+    @property
+    def target(self) -> str:
+        """The state every edge leads to."""
+        return self.edges[0].target
+
+    @property
+    def event(self) -> str:
+        """The event of every edge."""
+        return self.edges[0].event
+
+
+def merged_edges(spec: Spec, *, highlight: Highlight | None = None) -> tuple[MergedEdge, ...]:
+    """:func:`edges` with those sharing an event, a target and a label merged, in the order
+    of their first edge. With a ``highlight``, the label includes the steps that took or
+    tried the edge, so an edge the trace went through is drawn apart from the others."""
+    groups: dict[tuple[str, str, str], list[Edge]] = {}
+    for e in edges(spec):
+        label = e.label() + _steps_note(e, highlight)
+        groups.setdefault((e.event, e.target, label), []).append(e)
+    return tuple(
+        MergedEdge(tuple(sorted(members, key=lambda e: e.source)), label)
+        for (_, _, label), members in groups.items()
+    )
+
+
+def _junction_ids(
+    merged: Iterable[MergedEdge], taken: Iterable[str], name: Callable[[int], str]
+) -> list[str]:
+    """An identifier ``name(n)`` not in ``taken`` for the junction of each merged edge with
+    several sources (``""`` for the others)."""
+    used = set(taken)
+    out = []
+    n = 0
+    for m in merged:
+        if len(m.edges) < 2:
+            out.append("")
+            continue
+        while name(n) in used:
+            n += 1
+        out.append(name(n))
+        used.add(out[-1])
+    return out
 
 
 def _index(spec: Spec, transition: Transition) -> int:
@@ -308,9 +379,16 @@ def to_mermaid(spec: Spec, *, highlight: Highlight | None = None) -> str:
         if ids[s] != s:
             lines.append(f'    state "{_mermaid_text(s)}" as {ids[s]}')
     lines.append(f"    [*] --> {ids[spec.initial]}")
-    for e in edges(spec):
-        label = _mermaid_text(e.label() + _steps_note(e, highlight))
-        lines.append(f"    {ids[e.source]} --> {ids[e.target]} : {label}")
+    merged = merged_edges(spec, highlight=highlight)
+    junctions = _junction_ids(merged, {i.lower() for i in ids.values()}, "junction{}".format)
+    for m, junction in zip(merged, junctions, strict=True):
+        label = _mermaid_text(m.label)
+        if not junction:
+            lines.append(f"    {ids[m.edges[0].source]} --> {ids[m.target]} : {label}")
+            continue
+        lines.append(f"    state {junction} <<choice>>")
+        lines.extend(f"    {ids[source]} --> {junction}" for source in m.sources)
+        lines.append(f"    {junction} --> {ids[m.target]} : {label}")
     for s in sorted(spec.final):
         lines.append(f"    {ids[s]} --> [*]")
     if spec.invariants:
@@ -399,22 +477,28 @@ def to_dot(spec: Spec, *, highlight: Highlight | None = None) -> str:
         suffix = f" {_dot_attrs(attrs_)}" if attrs_ else ""
         lines.append(f"    {_dot_string(s)}{suffix}")
     lines.append(f"    {_dot_string(start)} -> {_dot_string(spec.initial)}")
-    for e in edges(spec):
-        pairs = [("label", _dot_string(e.label() + _steps_note(e, highlight)))]
-        if highlight is not None and e.key in highlight.failed:
-            pairs += [
-                ("color", _dot_string(_FAIL_COLOUR)),
-                ("fontcolor", _dot_string(_FAIL_COLOUR)),
-                ("style", "dashed"),
-                ("penwidth", "2.5"),
-            ]
-        elif highlight is not None and e.key in highlight.taken:
-            pairs += [
-                ("color", _dot_string(_PATH_COLOUR)),
-                ("fontcolor", _dot_string(_PATH_COLOUR)),
-                ("penwidth", "2.5"),
-            ]
-        lines.append(f"    {_dot_string(e.source)} -> {_dot_string(e.target)} {_dot_attrs(pairs)}")
+    merged = merged_edges(spec, highlight=highlight)
+    junctions = _junction_ids(merged, names | {start, end, legend}, "[junction {}]".format)
+    for m, junction in zip(merged, junctions, strict=True):
+        # the look of every arrow of this edge, and of its label
+        look: list[tuple[str, str]] = []
+        if highlight is not None and m.edges[0].key in highlight.failed:
+            look = [("color", _dot_string(_FAIL_COLOUR)), ("style", "dashed")]
+        elif highlight is not None and m.edges[0].key in highlight.taken:
+            look = [("color", _dot_string(_PATH_COLOUR))]
+        if look:
+            look.append(("penwidth", "2.5"))
+        font = [("fontcolor", v) for k, v in look if k == "color"]
+        labelled = _dot_attrs([("label", _dot_string(m.label)), *look, *font])
+        target = _dot_string(m.target)
+        if not junction:
+            lines.append(f"    {_dot_string(m.edges[0].source)} -> {target} {labelled}")
+            continue
+        point = _dot_string(junction)
+        lines.append(f'    {point} [shape=point, width=0.08, label=""]')
+        into = _dot_attrs([("arrowhead", "none"), *look])
+        lines.extend(f"    {_dot_string(source)} -> {point} {into}" for source in m.sources)
+        lines.append(f"    {point} -> {target} {labelled}")
     for s in sorted(spec.final):
         lines.append(f"    {_dot_string(s)} -> {_dot_string(end)}")
     if spec.invariants:
@@ -475,14 +559,21 @@ def to_plantuml(spec: Spec, *, highlight: Highlight | None = None) -> str:
             colour = f" {_PATH_FILL}##[bold]{_PATH_COLOUR[1:]}"
         lines.append(f'state "{_plantuml_text(s)}" as {ids[s]}{colour}')
     lines.append(f"[*] --> {ids[spec.initial]}")
-    for e in edges(spec):
+    merged = merged_edges(spec, highlight=highlight)
+    junctions = _junction_ids(merged, {i.lower() for i in ids.values()}, "junction{}".format)
+    for m, junction in zip(merged, junctions, strict=True):
         arrow = "-->"
-        if highlight is not None and e.key in highlight.failed:
+        if highlight is not None and m.edges[0].key in highlight.failed:
             arrow = f"-[{_FAIL_COLOUR},dashed,bold]->"
-        elif highlight is not None and e.key in highlight.taken:
+        elif highlight is not None and m.edges[0].key in highlight.taken:
             arrow = f"-[{_PATH_COLOUR},bold]->"
-        label = _plantuml_label(e.label() + _steps_note(e, highlight))
-        lines.append(f"{ids[e.source]} {arrow} {ids[e.target]} : {label}")
+        label = _plantuml_label(m.label)
+        if not junction:
+            lines.append(f"{ids[m.edges[0].source]} {arrow} {ids[m.target]} : {label}")
+            continue
+        lines.append(f"state {junction} <<choice>>")
+        lines.extend(f"{ids[source]} {arrow} {junction}" for source in m.sources)
+        lines.append(f"{junction} {arrow} {ids[m.target]} : {label}")
     for s in sorted(spec.final):
         lines.append(f"{ids[s]} --> [*]")
     if spec.invariants:

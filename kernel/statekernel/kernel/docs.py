@@ -1,8 +1,9 @@
 """Markdown reference pages drawn from the spec.
 
 :func:`spec_page` writes one page per spec: its description, a states table, a transitions
-table (source, event, target, guards with their descriptions, roles, payload fields), the
-invariants with their descriptions and the Mermaid diagram. :func:`index_page` lists the
+table (source, event, target, guards with their descriptions, roles, payload fields, effects),
+the effects (outbox messages) with the transitions that emit them, the invariants with their
+descriptions and the Mermaid diagram. :func:`index_page` lists the
 pages. Both are pure functions of the specs, so a test can regenerate the pages and compare
 them with the files kept in the repository (``statekernel docs TARGET... -o DIR --check``).
 """
@@ -95,8 +96,8 @@ def spec_page(spec: Spec) -> str:
         "Rows that share a source and an event are tried in this order; the first whose roles, "
         "payload and guards all pass fires.",
         "",
-        "| From | Event | To | Guards | Roles | Payload |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| From | Event | To | Guards | Roles | Payload | Effects |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for t in spec.transitions:
         guards = "<br>".join(
@@ -104,10 +105,26 @@ def spec_page(spec: Spec) -> str:
             for g in t.guards
         )
         roles = ", ".join(_code(r) for r in sorted(t.roles)) or "anyone"
+        effects = ", ".join(_code(e.name) for e in t.effects) or "-"
         lines.append(
             f"| {', '.join(_code(s) for s in t.source)} | {_code(t.event)} | {_code(t.target)} "
-            f"| {guards or '-'} | {roles} | {_payload_fields(t.payload)} |"
+            f"| {guards or '-'} | {roles} | {_payload_fields(t.payload)} | {effects} |"
         )
+    lines += ["", "## Effects", ""]
+    emitted: dict[str, list[str]] = {}
+    for t in spec.transitions:
+        row = f"{_code(t.event)} ({', '.join(_code(s) for s in t.source)} to {_code(t.target)})"
+        for e in t.effects:
+            emitted.setdefault(e.name, []).append(row)
+    if emitted:
+        lines += [
+            "The messages transitions emit. A store commits them to its outbox with the "
+            "transition; a relay delivers them at least once.",
+            "",
+        ]
+        lines += [f"- {_code(name)}: {', '.join(rows)}" for name, rows in sorted(emitted.items())]
+    else:
+        lines.append("None.")
     lines += ["", "## Invariants", ""]
     if spec.invariants:
         lines += [

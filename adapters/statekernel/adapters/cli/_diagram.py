@@ -25,10 +25,11 @@ def register(sub: Any) -> None:
         help=summary,
         description=f"""{summary}
 
-Edges are labelled 'event [guards] by roles'; invariants are listed in a note.
---highlight draws a trace (such as a counterexample saved by 'statekernel
-explore --save-traces') on top. -o FILE replaces FILE whole, or leaves it as it
-was if writing fails.""",
+Edges are labelled 'event [guards] by roles / effects'; edges with the same
+event, target and label from several states are drawn once, through a junction;
+invariants are listed in a note. --highlight draws a trace (such as a
+counterexample saved by 'statekernel explore --save-traces') on top. -o FILE
+replaces FILE whole, or leaves it as it was if writing fails.""",
         epilog=epilog(
             {0: "the diagram was written", 2: "a bad spec, target, trace file or path", 3: FAILED},
             "statekernel diagram myapp.flows:SPEC --format dot -o flows.dot",

@@ -76,7 +76,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def render_table(spec: Spec) -> str:
-    """The spec as readable text: header, states table, transitions table, invariants."""
+    """The spec as readable text: header, states table, transitions table (with the effects
+    each transition emits), invariants."""
     lines = [f"{spec.name} v{spec.version}  (context: {spec.context.__qualname__})"]
     if spec.description:
         lines.append(spec.description)
@@ -97,9 +98,10 @@ def render_table(spec: Spec) -> str:
                 ", ".join(g.name for g in t.guards) or "-",
                 ", ".join(t.roles) or "anyone",
                 t.payload.__qualname__ if t.payload is not None else "-",
+                ", ".join(e.name for e in t.effects) or "-",
             ]
         )
-    lines.extend(_table(["FROM", "EVENT", "TO", "GUARDS", "ROLES", "PAYLOAD"], rows))
+    lines.extend(_table(["FROM", "EVENT", "TO", "GUARDS", "ROLES", "PAYLOAD", "EFFECTS"], rows))
     if spec.invariants:
         lines.append("")
         lines.append("INVARIANTS")
