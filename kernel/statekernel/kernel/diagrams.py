@@ -11,7 +11,8 @@ What every format shows:
   state leading to an end marker;
 - one edge per transition row and source state, sorted by source, event and the order in
   which rows sharing a source and an event are tried; labelled
-  ``event [guard, guard] by role or role``;
+  ``event [guard, guard] by role or role``; an internal transition is a loop back to its
+  source labelled ``(internal)``;
 - the invariants, with their descriptions, in a note (Mermaid) or a legend (DOT, PlantUML);
 - optionally a highlighted trace (:func:`highlight_trace`): the states it visits, the edges it
   takes labelled with their step numbers, and the edges a violating step tried.
@@ -79,7 +80,8 @@ class Edge:
     """One arrow of a diagram: the transition ``spec.transitions[index]`` leaving ``source``.
 
     ``rank`` is its position among the rows sharing ``(source, event)``, in the order
-    ``decide`` tries them (0 for the first).
+    ``decide`` tries them (0 for the first). An internal transition is drawn as a loop back to
+    its source (``target`` is ``source``) labelled ``(internal)``.
     """
 
     source: str
@@ -89,6 +91,7 @@ class Edge:
     roles: tuple[str, ...]
     index: int
     rank: int
+    internal: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -102,6 +105,8 @@ class Edge:
             text += f" [{', '.join(self.guards)}]"
         if self.roles:
             text += f" by {' or '.join(self.roles)}"
+        if self.internal:
+            text += " (internal)"
         return text
 
 
@@ -114,12 +119,13 @@ def edges(spec: Spec) -> tuple[Edge, ...]:
                 out.append(
                     Edge(
                         source=source,
-                        target=t.target,
+                        target=t.target_from(source),
                         event=event,
                         guards=tuple(g.name for g in t.guards),
                         roles=tuple(sorted(t.roles)),
                         index=_index(spec, t),
                         rank=rank,
+                        internal=t.internal,
                     )
                 )
     return tuple(sorted(out, key=lambda e: (e.source, e.event, e.rank)))
@@ -177,9 +183,9 @@ def highlight_trace(spec: Spec, trace: Trace) -> Highlight:
                 continue  # a replayed answer: the entity did not move
             target = step.state
             if target is None:
-                targets = {c.target for c in candidates}
+                targets = {c.target_from(source) for c in candidates}
                 target = targets.pop() if len(targets) == 1 else None
-            chosen = [c for c in candidates if c.target == target]
+            chosen = [c for c in candidates if c.target_from(source) == target]
             if target is None or not chosen:
                 allowed = ", ".join(spec.allowed_events(source)) or "nothing"
                 raise TraceMismatch(

@@ -104,8 +104,9 @@ def spec_page(spec: Spec) -> str:
             for g in t.guards
         )
         roles = ", ".join(_code(r) for r in sorted(t.roles)) or "anyone"
+        target = "(internal: stays)" if t.target is None else _code(t.target)
         lines.append(
-            f"| {', '.join(_code(s) for s in t.source)} | {_code(t.event)} | {_code(t.target)} "
+            f"| {', '.join(_code(s) for s in t.source)} | {_code(t.event)} | {target} "
             f"| {guards or '-'} | {roles} | {_payload_fields(t.payload)} |"
         )
     lines += ["", "## Invariants", ""]
