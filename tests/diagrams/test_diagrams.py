@@ -16,7 +16,7 @@ from statekernel.kernel.diagrams import (
     render,
 )
 
-from .diagram_specimens import AWKWARD, ENROLLMENT, all_specs, walk_trace
+from .diagram_specimens import AWKWARD, CONNECTION, ENROLLMENT, all_specs, walk_trace
 
 SPECS = all_specs()
 
@@ -28,7 +28,7 @@ def test_edges_are_the_spec_table_sorted(name: str) -> None:
     keys = [(e.source, e.event, e.rank) for e in drawn]
     assert keys == sorted(keys)
     expected = {
-        (s, t.event, t.target, tuple(g.name for g in t.guards), tuple(sorted(t.roles)))
+        (s, t.event, t.target or s, tuple(g.name for g in t.guards), tuple(sorted(t.roles)))
         for t in spec.transitions
         for s in t.source
     }
@@ -46,6 +46,33 @@ def test_edge_label_names_event_guards_and_roles() -> None:
     approve = by_event[("submitted", "approve", 0)]
     assert approve.label() == "approve by admin or reviewer"
     assert by_event[("draft", "attach", 0)].label() == "attach"
+
+
+def test_an_internal_transition_is_a_loop_labelled_internal_in_every_format() -> None:
+    by_event = {(e.source, e.event): e for e in edges(CONNECTION)}
+    for source in ("idle", "open"):
+        ping = by_event[(source, "ping")]
+        assert (ping.target, ping.internal, ping.label()) == (source, True, "ping (internal)")
+    assert by_event[("open", "send")].label() == "send [room_left] (internal)"
+    assert by_event[("closed", "close")].label() == "close by peer (internal)"
+    assert not by_event[("open", "close")].internal
+    assert "    closed --> closed : close by peer (internal)" in render(CONNECTION, "mermaid")
+    assert '"idle" -> "idle" [label="ping (internal)"]' in render(CONNECTION, "dot")
+    assert "open --> open : send [room_left] (internal)" in render(CONNECTION, "plantuml")
+
+
+def test_a_trace_through_an_internal_transition_highlights_its_loop() -> None:
+    trace = Trace(
+        spec=CONNECTION.name,
+        steps=[_step("ping", "idle"), _step("connect", "open"), _step("ping", "open")],
+    )
+    hl = highlight_trace(CONNECTION, trace)
+    assert hl.taken == {
+        _key(CONNECTION, "idle", "ping"): (1,),
+        _key(CONNECTION, "idle", "connect"): (2,),
+        _key(CONNECTION, "open", "ping"): (3,),
+    }
+    assert "ping (internal) (step 3)" in render(CONNECTION, "mermaid", highlight=hl)
 
 
 def _shuffled(spec: Spec, data: st.DataObject) -> Spec:
