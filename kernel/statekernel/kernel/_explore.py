@@ -4,9 +4,12 @@
 start snapshot it fires every transition with every payload of its ``examples`` (or, when a
 transition has a payload type and no examples, the small deterministic sample of
 :func:`sample_payloads`), sent by one actor per declared role plus one actor holding no role
-(``guest``). States are deduplicated by value, ``(state, context)``; the version number is not
-part of a state. Parent links are kept, so because the search is breadth first the trace
-printed for each violated property is a shortest one.
+(``guest``). An event with a row whose guard or update reads the command (``(ctx, payload,
+command)``) is sent by all of them and by one actor holding every role (:data:`ALL_ROLES`, the
+one person a four-eyes rule is about), each at every time of :data:`EXPLORE_TIMES`; other
+commands carry no time. States are deduplicated by value, ``(state, context)``; the version
+number is not part of a state. Parent links are kept, so because the search is breadth first
+the trace printed for each violated property is a shortest one.
 
 Verdicts:
 
@@ -58,6 +61,8 @@ from ._spec import Spec
 from ._trace import VIOLATION_CODES, Trace, TraceStep, violation_property
 
 __all__ = [
+    "ALL_ROLES",
+    "EXPLORE_TIMES",
     "GUEST",
     "ExploreReport",
     "ExploreViolation",
