@@ -96,6 +96,14 @@ def test_show_prints_states_and_transitions(capsys: pytest.CaptureFixture[str]) 
     assert any("approved_names_reviewer: An approved application names" in line for line in lines)
 
 
+def test_show_lists_an_internal_transition(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "show", "tests.diagrams.diagram_specimens:CONNECTION")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()]
+    assert ["closed", "close", "(internal)", "-", "peer", "-"] in rows
+    assert ["idle,", "open", "ping", "(internal)", "-", "anyone", "-"] in rows
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "lint" in capsys.readouterr().out

@@ -160,7 +160,9 @@ class Effect:
     """A message a transition emits when it fires, for other systems (email, ledger, queue).
 
     ``build(ctx, payload)`` returns the message's data from the *new* context and the payload;
-    without it the message carries no data. Accepted decisions return the built messages as
+    without it the message carries no data. It does not take the command: a message that
+    names who acted or when reads it from the new context, where an update that takes the
+    command recorded it. Accepted decisions return the built messages as
     data; stores write them to their outbox in the same transaction. The effects of one
     transition have distinct names, so ``(entity, version, name)`` identifies a message.
     """
