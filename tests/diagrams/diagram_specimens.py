@@ -1,6 +1,7 @@
 """Specs to draw: the reference specs in ``statekernel.specs`` plus specimens that exercise
 what the reference specs might not (odd state names, guards sharing a source and an event,
-several sources, roles, payloads, effects and invariants, and many edges into one state)."""
+several sources, roles, payloads, effects and invariants, many edges into one state, and
+internal transitions)."""
 
 from __future__ import annotations
 
@@ -191,10 +192,42 @@ CONNECTION = Spec(
     ],
 )
 
+
+@attrs.frozen
+class Line:
+    sent: int = 0
+
+
+@guard
+def room_left(ctx: Line, payload: object) -> bool:
+    """Fewer than three messages were sent."""
+    return ctx.sent < 3
+
+
+LINE = Spec(
+    name="line",
+    version=1,
+    context=Line,
+    initial="idle",
+    states=["idle", "open", "closed"],
+    final=["closed"],
+    transitions=[
+        Transition("connect", "idle", "open"),
+        Transition("ping", ["idle", "open"], None),
+        Transition("send", "open", None, guards=[room_left],
+                   update=lambda ctx, p: attrs.evolve(ctx, sent=ctx.sent + 1)),
+        Transition("close", "open", "closed"),
+        Transition("close", "closed", None, roles=["peer"]),
+    ],
+)  # fmt: skip
+"""Internal transitions: from two states (``ping``), guarded with an update (``send``), and in
+the final state (a repeated ``close``)."""
+
 SPECIMENS: dict[str, Spec] = {
     "enrollment-sample": ENROLLMENT,
     "awkward": AWKWARD,
     "connection": CONNECTION,
+    "line": LINE,
 }
 
 

@@ -17,7 +17,7 @@ from statekernel.kernel.diagrams import (
     render,
 )
 
-from .diagram_specimens import AWKWARD, CONNECTION, ENROLLMENT, all_specs, walk_trace
+from .diagram_specimens import AWKWARD, CONNECTION, ENROLLMENT, LINE, all_specs, walk_trace
 
 SPECS = all_specs()
 
@@ -32,7 +32,7 @@ def test_edges_are_the_spec_table_sorted(name: str) -> None:
         (
             s,
             t.event,
-            t.target,
+            t.target or s,
             tuple(g.name for g in t.guards),
             tuple(sorted(t.roles)),
             tuple(e.name for e in t.effects),
@@ -119,6 +119,33 @@ def test_a_highlighted_edge_is_drawn_apart_from_the_rest_of_its_merged_edge() ->
         text = render(CONNECTION, fmt, highlight=hl)
         assert text.count("abort / rst, log (step 2)") == 1, fmt
         assert text.count("abort / rst, log") == 2, fmt
+
+
+def test_an_internal_transition_is_a_loop_labelled_internal_in_every_format() -> None:
+    by_event = {(e.source, e.event): e for e in edges(LINE)}
+    for source in ("idle", "open"):
+        ping = by_event[(source, "ping")]
+        assert (ping.target, ping.internal, ping.label()) == (source, True, "ping (internal)")
+    assert by_event[("open", "send")].label() == "send [room_left] (internal)"
+    assert by_event[("closed", "close")].label() == "close by peer (internal)"
+    assert not by_event[("open", "close")].internal
+    assert "    closed --> closed : close by peer (internal)" in render(LINE, "mermaid")
+    assert '"idle" -> "idle" [label="ping (internal)"]' in render(LINE, "dot")
+    assert "open --> open : send [room_left] (internal)" in render(LINE, "plantuml")
+
+
+def test_a_trace_through_an_internal_transition_highlights_its_loop() -> None:
+    trace = Trace(
+        spec=LINE.name,
+        steps=[_step("ping", "idle"), _step("connect", "open"), _step("ping", "open")],
+    )
+    hl = highlight_trace(LINE, trace)
+    assert hl.taken == {
+        _key(LINE, "idle", "ping"): (1,),
+        _key(LINE, "idle", "connect"): (2,),
+        _key(LINE, "open", "ping"): (3,),
+    }
+    assert "ping (internal) (step 3)" in render(LINE, "mermaid", highlight=hl)
 
 
 def _shuffled(spec: Spec, data: st.DataObject) -> Spec:

@@ -98,3 +98,11 @@ def test_index_links_every_page_sorted_by_name() -> None:
     index = index_page([ENROLLMENT, AWKWARD])
     links = [line.split("](")[1].split(")")[0] for line in index.splitlines() if "](" in line]
     assert links == [page_filename(AWKWARD), page_filename(ENROLLMENT)]
+
+
+def test_an_internal_row_says_the_entity_stays() -> None:
+    from .diagram_specimens import LINE
+
+    page = spec_page(LINE)
+    assert "| `idle`, `open` | `ping` | (internal: stays) | - | anyone | - |" in page
+    assert "| `closed` | `close` | (internal: stays) | - | `peer` | - |" in page

@@ -6,7 +6,7 @@ from typing import Literal
 
 import attrs
 
-from statekernel.kernel import Effect, Spec, Transition, guard, invariant
+from statekernel.kernel import Command, Effect, Guard, Spec, Transition, guard, invariant
 
 
 @attrs.frozen
@@ -268,3 +268,160 @@ ACCOUNT = Spec(
 """Roles, payload examples (dicts and instances), a sampled payload type and an invariant the
 manager can break by raising the limit: the overdraft is reachable in three steps
 (deposit 1, raise the limit, withdraw 2)."""
+
+
+# --- guards and updates that read the command; internal transitions -------------------------
+
+
+@attrs.frozen
+class Expense:
+    submitted_by: str | None = None
+    approved_by: str | None = None
+    submitted_at: int | None = None
+    """When it was submitted, in seconds since the epoch."""
+
+
+@attrs.frozen
+class Approval:
+    reviewer: str
+
+
+WEEK = 7 * 24 * 3600
+
+
+@guard
+def not_the_submitter(ctx: Expense, payload: object, command: Command) -> bool:
+    """The approver is not the actor who submitted the expense."""
+    return command.actor is not None and command.actor.id != ctx.submitted_by
+
+
+@guard
+def reviewer_is_not_the_submitter(ctx: Expense, payload: Approval) -> bool:
+    """The reviewer named in the payload is not the submitter (a name anyone can type)."""
+    return payload.reviewer != ctx.submitted_by
+
+
+@guard
+def within_a_week(ctx: Expense, payload: object, command: Command) -> bool:
+    """The approval comes within a week of the submission."""
+    assert ctx.submitted_at is not None and command.at is not None
+    return 0 <= command.at.timestamp() - ctx.submitted_at <= WEEK
+
+
+@invariant
+def four_eyes(state: str, ctx: Expense) -> bool:
+    """Nobody approves an expense they submitted."""
+    return ctx.approved_by is None or ctx.approved_by != ctx.submitted_by
+
+
+def _submit(ctx: Expense, payload: object, command: Command) -> Expense:
+    who = command.actor.id if command.actor is not None else None
+    at = None if command.at is None else int(command.at.timestamp())
+    return attrs.evolve(ctx, submitted_by=who, submitted_at=at)
+
+
+def _approve(ctx: Expense, payload: object, command: Command) -> Expense:
+    who = command.actor.id if command.actor is not None else None
+    return attrs.evolve(ctx, approved_by=who)
+
+
+def expense_spec(*, honest: bool) -> Spec:
+    """Clerks submit, reviewers approve within a week; the approver must not be the submitter.
+    Honest: the guard compares the actors. Planted: it compares a name from the payload, which
+    the one person holding both roles can fill with anyone's name."""
+    approve = Transition(
+        "approve",
+        "submitted",
+        "approved",
+        roles=["reviewer"],
+        payload=None if honest else Approval,
+        guards=[not_the_submitter if honest else reviewer_is_not_the_submitter, within_a_week],
+        update=_approve,
+        examples=[] if honest else [Approval("someone else")],
+    )
+    return Spec(
+        name="expense" if honest else "expense_planted",
+        version=1,
+        context=Expense,
+        initial="draft",
+        states=["draft", "submitted", "approved", "paid"],
+        final=["paid"],
+        transitions=[
+            Transition("submit", "draft", "submitted", roles=["clerk"], update=_submit),
+            approve,
+            Transition("withdraw", "submitted", "draft", update=lambda c, p: Expense()),
+            Transition("pay", "approved", "paid"),
+        ],
+        invariants=[four_eyes],
+    )
+
+
+@attrs.frozen
+class Wire:
+    sent: int = 0
+    closes: int = 0
+
+
+WIRE = Spec(
+    name="wire",
+    version=1,
+    context=Wire,
+    initial="idle",
+    states=["idle", "open", "closed"],
+    final=["closed"],
+    transitions=[
+        Transition("connect", "idle", "open"),
+        Transition("ping", ["idle", "open"], None),
+        Transition(
+            "send",
+            "open",
+            None,
+            guards=[Guard(lambda c, p: c.sent < 2, name="room_left")],
+            update=lambda c, p: attrs.evolve(c, sent=c.sent + 1),
+        ),
+        Transition("close", "open", "closed"),
+        Transition(
+            "close",
+            "closed",
+            None,
+            guards=[Guard(lambda c, p: c.closes < 1, name="first_repeat")],
+            update=lambda c, p: attrs.evolve(c, closes=c.closes + 1),
+        ),
+    ],
+)
+"""An h11-like wire: ``ping`` is internal from two states, ``send`` internal in ``open``, and the
+final ``closed`` accepts one repeated ``close`` (an internal transition): three ``sent`` values in
+``open``, one in ``idle``, two ``closes`` values in ``closed``."""
+
+
+@attrs.frozen
+class Level:
+    n: int = 0
+
+
+@guard
+def small(ctx: Level, payload: object) -> bool:
+    """The level is under three."""
+    return ctx.n < 3
+
+
+@guard
+def large(ctx: Level, payload: object) -> bool:
+    """The level is three or more."""
+    return ctx.n >= 3
+
+
+COMPLEMENT = Spec(
+    name="complement",
+    version=1,
+    context=Level,
+    initial="low",
+    states=["low", "high"],
+    final=["high"],
+    transitions=[
+        Transition("step", "low", "low", guards=[small], update=lambda c, p: Level(c.n + 1)),
+        Transition("step", "low", "high", guards=[large]),
+    ],
+)
+"""``large`` is the complement of ``small`` on the row before it: it is only evaluated once
+``small`` said no, and then it always holds."""

@@ -25,7 +25,7 @@ from statekernel.kernel import (
     sample_payloads,
 )
 from statekernel.kernel import _explore as explore_module
-from statekernel.kernel._explore import GUEST
+from statekernel.kernel._explore import ALL_ROLES, EXPLORE_TIMES, GUEST
 
 from . import explore_specs as specs
 
@@ -230,16 +230,23 @@ def test_progress_callback_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _reference(spec: Spec) -> tuple[set[tuple[str, Any]], dict[str, int], set[str]]:
-    """A naive BFS that sends every command through ``decide``."""
+    """A naive BFS that sends every command through ``decide``: each event from the guest and
+    one actor per role; an event with a row that reads the command also from the actor
+    holding every role, at each of the explorer's times."""
     roles = sorted({r for t in spec.transitions for r in t.roles})
     actors = [GUEST, *(Actor(r, roles=[r]) for r in roles)]
+    everyone = [*actors, Actor(ALL_ROLES, roles=roles)]
+    reading = {t.event for t in spec.transitions if t.reads_command}
     commands = []
     for t in spec.transitions:
         if t.payload is None:
             payloads: list[Any] = [None]
         else:
             payloads = list(t.examples) or list(sample_payloads(t.payload))
-        commands += [Command(t.event, p, actor=a) for p in payloads for a in actors]
+        senders, times = (everyone, EXPLORE_TIMES) if t.event in reading else (actors, (None,))
+        commands += [
+            Command(t.event, p, actor=a, at=at) for p in payloads for a in senders for at in times
+        ]
     start = spec.start()
     seen = {(start.state, start.context)}
     frontier = deque([(start, 0)])
@@ -273,6 +280,10 @@ def _reference(spec: Spec) -> tuple[set[tuple[str, Any]], dict[str, int], set[st
         specs.STUCK,
         specs.FAULTY,
         specs.ACCOUNT,
+        specs.expense_spec(honest=True),
+        specs.expense_spec(honest=False),
+        specs.WIRE,
+        specs.COMPLEMENT,
     ],
     ids=lambda s: s.name,
 )
@@ -293,6 +304,67 @@ def test_every_step_of_a_trace_is_what_decide_does() -> None:
         for step, decision in zip(v.trace.steps, result.decisions, strict=True):
             assert decision is not None
             assert step.code == (None if decision.accepted else decision.code)
+
+
+# --- guards and updates that read the command ---------------------------------------------
+
+
+def test_a_four_eyes_rule_on_a_name_in_the_payload_is_caught() -> None:
+    """The planted rule compares a name anyone can type with the submitter: the one person
+    holding both roles submits and approves, naming someone else."""
+    spec = specs.expense_spec(honest=False)
+    report = explore(spec)
+    assert report.verdict == "violated"
+    [v] = report.violations
+    assert v.property == "invariant_violated: four_eyes" and v.depth == 2
+    assert [(s.event, s.actor) for s in v.trace.steps] == [
+        ("submit", Actor(ALL_ROLES, roles=["clerk", "reviewer"])),
+        ("approve", Actor(ALL_ROLES, roles=["clerk", "reviewer"])),
+    ]
+    assert all(s.at in EXPLORE_TIMES for s in v.trace.steps)
+    again = Trace.loads(v.trace.dumps())  # the times survive JSON, so the trace replays
+    assert [s.at for s in again.steps] == [s.at for s in v.trace.steps]
+    assert again.to_data() == v.trace.to_data()
+    result = replay_trace(spec, again)
+    assert (result.violation, result.violation_step) == (v.property, 2)
+
+
+def test_a_four_eyes_rule_on_the_actors_is_proved() -> None:
+    report = explore(specs.expense_spec(honest=True))
+    assert report.verdict == "proved", report.format()
+    # both guards were seen true and false: the actors sent make the four-eyes rule decide,
+    # the times sent (a minute to a year apart, in any order) make the week's deadline decide
+    assert not [w for w in report.warnings if w.kind.startswith("guard_")], report.format()
+    assert not [w for w in report.warnings if w.kind == "transition_never_fired"]
+
+
+# --- internal transitions ------------------------------------------------------------------
+
+
+def test_internal_transitions_stay_in_their_state_and_a_final_state_admits_them() -> None:
+    report = explore(specs.WIRE)
+    assert report.verdict == "proved"
+    assert report.states == 10  # idle; open with 0-2 sent; closed with 0-2 sent, 0-1 closes
+    assert not report.warnings, report.format()
+
+
+# --- guards that an earlier row makes redundant ---------------------------------------------
+
+
+def test_a_guard_complementary_to_an_earlier_row_says_why_and_what_to_do() -> None:
+    report = explore(specs.COMPLEMENT)
+    [w] = [w for w in report.warnings if w.kind == "guard_never_false"]
+    assert w.subject == "guard 'large' of transition 'step' (low -> high)"
+    assert w.message.startswith("never false: it is only evaluated once the earlier row ")
+    assert "transition 'step' (low -> low)" in w.message
+    assert "already takes the other case" in w.message
+    assert "drop it" in w.message
+    assert w.witness is not None and w.witness.steps[-1].state == "high"
+
+
+def test_a_guard_that_is_never_false_on_its_own_gets_no_such_explanation() -> None:
+    [w] = [w for w in explore(specs.STUCK).warnings if w.kind == "guard_never_false"]
+    assert w.message == "never false"
 
 
 # --- payload samples ---------------------------------------------------------------------

@@ -7,7 +7,11 @@ Specs whose guards miss a case that their invariants need:
 - ``PROMOTION``: ``promote`` forgets that a senior needs six training hours, which only
   matters after training, then certification, with four or five hours (several steps);
 - ``SPLITTER``: an update divides by a payload field that no example sets to zero
-  (``spec_fault``; only payloads generated from the type find it).
+  (``spec_fault``; only payloads generated from the type find it);
+- ``FOUR_EYES``: the four-eyes guard compares a name in the payload with the actor who
+  submitted (only one client holding both roles finds it);
+- ``DEADLINE``: ``confirm`` does not check that it comes within a day of the hold (only the
+  fuzzer's clock jumping between commands finds it).
 
 Stores (wrappers around or subclasses of ``MemoryStore``) that break a promise:
 
@@ -242,6 +246,123 @@ def _pot(update: Any) -> Spec:
 SPLITTER = _pot(_split)
 """Bug: ``split`` divides by ``parts``, which a client may send as 0."""
 SPLITTER_FIXED = _pot(_split_safely)
+
+
+# --- FOUR_EYES: a rule on a name anyone can type ---------------------------------------------
+
+
+@attrs.frozen
+class Expense:
+    submitted_by: str | None = None
+    approved_by: str | None = None
+
+
+@attrs.frozen
+class Approve:
+    reviewer: str
+
+
+@guard
+def named_reviewer_is_not_the_submitter(ctx: Expense, p: Approve) -> bool:
+    """The reviewer named in the payload did not submit the expense."""
+    return p.reviewer != ctx.submitted_by
+
+
+@guard
+def approver_is_not_the_submitter(ctx: Expense, p: Approve, command: Command) -> bool:
+    """The actor who approves did not submit the expense."""
+    return command.actor is not None and command.actor.id != ctx.submitted_by
+
+
+@invariant
+def four_eyes(state: str, ctx: Expense) -> bool:
+    """Nobody approves an expense they submitted."""
+    return ctx.approved_by is None or ctx.approved_by != ctx.submitted_by
+
+
+def _by(command: Command) -> str | None:
+    return command.actor.id if command.actor is not None else None
+
+
+def _expense(approve_guard: Any) -> Spec:
+    return Spec(
+        name="four_eyes",
+        version=1,
+        context=Expense,
+        initial="draft",
+        states=["draft", "submitted", "approved"],
+        final=["approved"],
+        transitions=[
+            Transition("submit", "draft", "submitted", roles=["clerk"],
+                       update=lambda c, p, cmd: attrs.evolve(c, submitted_by=_by(cmd))),
+            Transition("approve", "submitted", "approved", roles=["reviewer"], payload=Approve,
+                       guards=[approve_guard],
+                       update=lambda c, p, cmd: attrs.evolve(c, approved_by=_by(cmd)),
+                       examples=[Approve("rita")]),
+        ],
+        invariants=[four_eyes],
+    )  # fmt: skip
+
+
+FOUR_EYES = _expense(named_reviewer_is_not_the_submitter)
+"""Bug: the four-eyes guard compares the name in the payload, not the actor; the client who
+holds both roles submits and approves."""
+FOUR_EYES_FIXED = _expense(approver_is_not_the_submitter)
+
+
+# --- DEADLINE: a time limit nothing checks --------------------------------------------------
+
+
+@attrs.frozen
+class Hold:
+    held_at: int = 0
+    """Seconds since the epoch."""
+    confirmed_at: int = 0
+
+
+DAY = 24 * 3600
+
+
+def _seconds(command: Command) -> int:
+    return int(command.at.timestamp()) if command.at is not None else 0
+
+
+@guard
+def within_a_day(ctx: Hold, p: object, command: Command) -> bool:
+    """The confirmation comes within a day of the hold."""
+    return _seconds(command) - ctx.held_at <= DAY
+
+
+@invariant
+def confirmed_within_a_day(state: str, ctx: Hold) -> bool:
+    """A confirmed hold was confirmed within a day of being placed."""
+    return state != "confirmed" or ctx.confirmed_at - ctx.held_at <= DAY
+
+
+def _hold(confirm_guards: list[Any]) -> Spec:
+    return Spec(
+        name="deadline",
+        version=1,
+        context=Hold,
+        initial="idle",
+        states=["idle", "held", "confirmed"],
+        final=["confirmed"],
+        transitions=[
+            Transition("hold", "idle", "held",
+                       update=lambda c, p, cmd: attrs.evolve(c, held_at=_seconds(cmd))),
+            Transition("ping", ["idle", "held", "confirmed"], None),
+            Transition("confirm", "held", "confirmed", guards=confirm_guards,
+                       update=lambda c, p, cmd: attrs.evolve(c, confirmed_at=_seconds(cmd))),
+            Transition("release", "held", "idle", update=lambda c, p: Hold()),
+        ],
+        invariants=[confirmed_within_a_day],
+    )  # fmt: skip
+
+
+DEADLINE = _hold([])
+"""Bug: ``confirm`` does not check the day's limit; found once the fuzzer's clock has jumped
+by more than a day between the hold and the confirmation."""
+DEADLINE_FIXED = _hold([within_a_day])
 
 
 # --- stores ----------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ SPEC_BUGS = [
     (planted.OVERDRAFT, planted.OVERDRAFT_FIXED, "invariant_violated: never_negative", 1),
     (planted.PROMOTION, planted.PROMOTION_FIXED, "invariant_violated: seniors_are_trained", 4),
     (planted.SPLITTER, planted.SPLITTER_FIXED, "spec_fault: update", 1),
+    (planted.FOUR_EYES, planted.FOUR_EYES_FIXED, "invariant_violated: four_eyes", 2),
+    (planted.DEADLINE, planted.DEADLINE_FIXED, "invariant_violated: confirmed_within_a_day", 8),
 ]
 
 STORE_BUGS = [
@@ -77,7 +79,14 @@ def test_store_bug_is_caught_with_a_minimal_replayable_trace(
 
 
 @pytest.mark.parametrize(
-    "spec", [planted.OVERDRAFT_FIXED, planted.PROMOTION_FIXED, planted.SPLITTER_FIXED]
+    "spec",
+    [
+        planted.OVERDRAFT_FIXED,
+        planted.PROMOTION_FIXED,
+        planted.SPLITTER_FIXED,
+        planted.FOUR_EYES_FIXED,
+        planted.DEADLINE_FIXED,
+    ],
 )
 def test_honest_specs_pass(spec: Spec) -> None:
     report = run_fuzz(spec, MemoryStore, seed=3)

@@ -1,5 +1,6 @@
 """Specs for the interop tests: the reference specs in ``statekernel.specs`` plus a ledger
-that exercises payloads, roles, guards, invariants, effects and a spec fault."""
+that exercises payloads, roles, guards, invariants, effects and a spec fault, and a connection
+with internal transitions and guards and updates that read the command."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pkgutil
 import attrs
 
 import statekernel.specs
-from statekernel.kernel import Effect, Spec, Transition, guard, invariant
+from statekernel.kernel import Command, Effect, Spec, Transition, guard, invariant
 
 
 def reference_specs() -> dict[str, Spec]:
@@ -122,7 +123,76 @@ LEDGER = Spec(
     invariants=[never_overdrawn, frozen_names_who],
 )
 
-SPECIMENS: dict[str, Spec] = {"ledger": LEDGER}
+
+@attrs.frozen
+class Link:
+    opened_by: str = ""
+    sent: int = 0
+    closes: int = 0
+
+
+@attrs.frozen
+class Data:
+    n: int
+
+
+@guard
+def by_the_opener(ctx: Link, payload: object, command: Command) -> bool:
+    """Only the actor who opened the link may close it."""
+    return command.actor is not None and command.actor.id == ctx.opened_by
+
+
+@guard
+def admin_override(ctx: Link, payload: object, command: Command) -> bool:
+    """An admin may close a link opened by someone else before noon."""
+    return command.at is not None and command.at.hour < 12
+
+
+@guard
+def below_three(ctx: Link, payload: Data) -> bool:
+    """At most three messages are sent."""
+    return ctx.sent + payload.n <= 3
+
+
+def _open(ctx: Link, payload: None, command: Command) -> Link:
+    return attrs.evolve(ctx, opened_by=command.actor.id if command.actor else "")
+
+
+CONNECTION = Spec(
+    name="connection",
+    version=1,
+    context=Link,
+    initial="idle",
+    states=["idle", "open", "closing", "closed"],
+    final=["closed"],
+    transitions=[
+        Transition("connect", "idle", "open", update=_open),
+        Transition(
+            "send",
+            "open",
+            None,
+            payload=Data,
+            guards=[below_three],
+            update=lambda c, p: attrs.evolve(c, sent=c.sent + p.n),
+            examples=[{"n": 1}, {"n": 2}],
+        ),
+        Transition("ping", ["idle", "open", "closing"], None),
+        Transition("close", "open", "closing", guards=[by_the_opener]),
+        Transition("close", "open", "closing", roles=["admin"], guards=[admin_override]),
+        Transition("finish", "closing", "closed"),
+        Transition(
+            "close",
+            ["closing", "closed"],
+            None,
+            update=lambda c, p: attrs.evolve(c, closes=c.closes + 1),
+        ),
+    ],
+)
+"""An h11-like connection: internal transitions from several states and in the final state
+(a repeated ``close`` is accepted and changes nothing but a counter), a guard and an update
+that read the command (who opened the link, the time of an admin's close)."""
+
+SPECIMENS: dict[str, Spec] = {"ledger": LEDGER, "connection": CONNECTION}
 
 
 def all_specs() -> dict[str, Spec]:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from statekernel.kernel import Actor, Command, Spec, decide
 from .interop_specimens import all_specs
 
 SPECS = all_specs()
+TIMES = [datetime(2024, 1, 1, 9, tzinfo=UTC), datetime(2024, 1, 1, 15, tzinfo=UTC)]
 
 
 def _commands(spec: Spec) -> st.SearchStrategy[Command]:
@@ -42,7 +44,8 @@ def _commands(spec: Spec) -> st.SearchStrategy[Command]:
             | st.fixed_dictionaries({"amount": st.integers(-3, 20)})
         )
         expected = draw(st.none() | st.none() | st.integers(0, 4))
-        return Command(event, payload, actor=draw(actors), expected_version=expected)
+        at = draw(st.none() | st.sampled_from(TIMES))
+        return Command(event, payload, actor=draw(actors), expected_version=expected, at=at)
 
     return command()
 
@@ -62,6 +65,8 @@ def test_to_machine_answers_like_decide(name: str) -> None:
             kwargs: dict[str, Any] = {"actor": cmd.actor}
             if cmd.expected_version is not None:
                 kwargs["expected_version"] = cmd.expected_version
+            if cmd.at is not None:
+                kwargs["at"] = cmd.at
             # may_<event> asks the kernel without firing; the generic trigger fires
             may = getattr(model, f"may_{cmd.event}")(cmd.payload, **kwargs)
             assert may is decision.accepted

@@ -127,7 +127,7 @@ def test_conditions_become_guards_named_after_their_callables() -> None:
     assert rows[("open", ("new",), "open")].guards[0].description == (
         "Someone is assigned to the ticket."
     )
-    assert ("poke", ("waiting",), "waiting") in rows  # an internal transition loops back
+    assert ("poke", ("waiting",), None) in rows  # an internal transition stays internal
     assert len([k for k in rows if k[0] == "drop"]) == len(TICKET_STATES)  # "*" expanded
 
 
@@ -266,3 +266,41 @@ def test_two_unconditioned_transitions_for_one_trigger_are_reported() -> None:
     )
     with pytest.raises(SpecError, match="can never fire"):
         from_machine(machine)
+
+
+def test_a_state_with_only_internal_transitions_is_final_and_keeps_them() -> None:
+    """h11's CLOSED: a repeated close is accepted and changes nothing; it is no way out, so
+    the state is final, and the internal transition survives the round trip."""
+    machine = Machine(
+        states=["open", "closed"],
+        initial="open",
+        transitions=[
+            {"trigger": "close", "source": "open", "dest": "closed"},
+            {"trigger": "close", "source": "closed", "dest": None},
+        ],
+    )
+    spec = from_machine(machine)
+    assert spec.final == ("closed",)
+    assert [(t.source, t.target) for t in spec.transitions] == [
+        (("open",), "closed"),
+        (("closed",), None),
+    ]
+    rebuilt = to_machine(spec)
+    assert rebuilt.model.close() is True and rebuilt.model.state == "closed"
+    assert rebuilt.model.close() is True and rebuilt.model.state == "closed"
+    assert rebuilt.model.version == 2
+    assert from_machine(rebuilt) is spec
+
+
+def test_an_internal_transition_is_an_internal_machine_transition() -> None:
+    from .interop_specimens import CONNECTION
+
+    machine = to_machine(CONNECTION)
+    [ping] = machine.get_transitions("ping", "open")
+    assert ping.dest is None  # no exit and enter callbacks, as transitions does it
+    model = machine.model
+    model.connect(actor=Actor("ann"))
+    assert model.ping() is True and model.state == "open" and model.version == 2
+    assert model.close(actor=Actor("bob")) is False
+    assert model.decision.code == "guard_rejected"
+    assert model.close(actor=Actor("ann")) is True and model.state == "closing"

@@ -1,10 +1,12 @@
 """The straightforward ``decide``: one general loop over the candidate transitions.
 
-This is the kernel's ``decide`` as it was before it generated a specialised function per
-``(state, event)`` (see ``statekernel.kernel._steps``). It reads the compiled table
-(``spec._table``) and walks each candidate's roles, payload, guards, update, invariants and
-effects in turn. The differential tests check that the generated code decides every command
-exactly as this does.
+This is an independent, slow model of the kernel's ``decide``, which generates a specialised
+function per ``(state, event)`` (see ``statekernel.kernel._steps``). It reads the public spec
+(``spec.candidates``, the transitions' own guards, update, payload type, effects), works out
+for itself whether a guard or an update takes the command (it can be called with three
+arguments) and where an internal transition leads (its source), and walks each candidate's
+roles, payload, guards, update, invariants and effects in turn. The differential tests check
+that the generated code decides every command exactly as this does.
 
 The checks run in this order, and the first that fails names the rejection:
 
@@ -12,15 +14,19 @@ The checks run in this order, and the first that fails names the rejection:
 5. ``invalid_payload``, 6. ``guard_rejected``, 7. ``invariant_violated``, 8. ``spec_fault``.
 
 When several transitions share ``(state, event)``, each is tried in declaration order through
-steps 4-6; the first that passes fires, and if none does the first one's rejection is returned.
+steps 4-6 and the first that passes fires. Each one that does not pass records how far it got
+(0: stopped at its roles, 1: at its payload, 2: at a guard) and its rejection; if none passes,
+the answer is the rejection of the first row that got furthest, except that when every row
+stopped at its roles the answer is ``forbidden`` listing the roles of every row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from statekernel.kernel._codec import PayloadError, UnsupportedType, unstructure
+from statekernel.kernel._codec import PayloadError, UnsupportedType, structurer_for, unstructure
 from statekernel.kernel._model import (
     Actor,
     Command,
@@ -31,9 +37,21 @@ from statekernel.kernel._model import (
     make_accepted,
 )
 from statekernel.kernel._serial import plain
-from statekernel.kernel._spec import Effect, Spec
+from statekernel.kernel._spec import Effect, Spec, Transition
 
 __all__ = ["decide_reference"]
+
+
+def _with_command(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(fn).bind(1, 2, 3)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _call(fn: Callable[..., Any], ctx: Any, payload: Any, command: Command) -> Any:
+    return fn(ctx, payload, command) if _with_command(fn) else fn(ctx, payload)
 
 
 def decide_reference(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
@@ -48,116 +66,32 @@ def decide_reference(spec: Spec, snapshot: Snapshot, command: Command) -> Decisi
         if type(event) is not str and isinstance(event, str):
             event = str.__str__(event)  # a StrEnum member, say: its plain value
         state = snapshot.state
-        candidates = spec._table.get((state, event)) if type(event) is str else None
+        candidates = spec.candidates(state, event) if type(event) is str else ()
         expected = command.expected_version
-        if candidates is None or expected is not None:
-            early = _precheck(spec, snapshot, command, candidates, event)
+        if not candidates or expected is not None:
+            early = _precheck(spec, snapshot, command, candidates or None, event)
             if early is not None:
                 return early
-            assert candidates is not None
         actor = command.actor
         if actor is not None and type(actor) is not Actor and not isinstance(actor, Actor):
             return Rejected(
                 "forbidden", f"actor must be an Actor, got {type(actor).__name__}", {"event": event}
             )
-        ctx = snapshot.context
-        raw = command.payload
-        first: Rejected | None = None
-        for c in candidates:
-            roles = c.roles
-            if roles and (actor is None or roles.isdisjoint(actor.roles)):
-                if first is None:
-                    first = _forbidden(event, roles, actor)
-                continue
-            structure = c.structure
-            if structure is None:
-                if raw is None or (isinstance(raw, Mapping) and not raw):
-                    payload = None
-                else:
-                    if first is None:
-                        first = Rejected(
-                            "invalid_payload",
-                            f"{event!r} takes no payload, got {type(raw).__name__}",
-                            {"event": event, "field": "", "reason": "this event takes no payload"},
-                        )
-                    continue
-            else:
-                try:
-                    payload = structure(raw)
-                except PayloadError as exc:
-                    if first is None:
-                        first = _invalid_payload(event, exc.field, exc.reason)
-                    continue
-                except Exception as exc:  # the payload class's own validators said no
-                    if first is None:
-                        first = _invalid_payload(event, "", str(exc))
-                    continue
-            failed = None
-            for g in c.guards:
-                try:
-                    ok = g.fn(ctx, payload)
-                except Exception as exc:
-                    return _fault(f"guard {g.name}", exc, f"guard {g.name!r} raised {exc!r}")
-                if ok is not True:
-                    if ok is not False:
-                        return _fault(
-                            f"guard {g.name}", None, f"guard {g.name!r} returned {ok!r}, not a bool"
-                        )
-                    failed = g
-                    break
-            if failed is not None:
-                if first is None:
-                    desc = f" ({failed.description})" if failed.description else ""
-                    first = Rejected(
-                        "guard_rejected",
-                        f"guard {failed.name!r} rejected {event!r} in state {state!r}{desc}",
-                        {"event": event, "guard": failed.name, "description": failed.description},
-                    )
-                continue
-            # The transition fires: update, invariants, effects, the new snapshot.
-            update = c.update
-            if update is not None:
-                try:
-                    new_ctx = update(ctx, payload)
-                except Exception as exc:
-                    return _fault("update", exc, f"the update of {event!r} raised {exc!r}")
-                if type(new_ctx) is not spec.context and not isinstance(new_ctx, spec.context):
-                    return _fault(
-                        "update",
-                        None,
-                        f"the update of {event!r} returned {type(new_ctx).__name__}, "
-                        f"not {spec.context.__name__}",
-                    )
-            else:
-                new_ctx = ctx
-            target = c.target
-            for inv in spec.invariants:
-                try:
-                    ok = inv.fn(target, new_ctx)
-                except Exception as exc:
-                    return _fault(
-                        f"invariant {inv.name}", exc, f"invariant {inv.name!r} raised {exc!r}"
-                    )
-                if ok is not True:
-                    return _broken(inv, ok, event, state, target)
-            effects: tuple[Message, ...] | Rejected = (
-                _build_effects(c.effects, new_ctx, payload) if c.effects else ()
-            )
-            if type(effects) is Rejected:
-                return effects
-            return make_accepted(  # type: ignore[no-any-return]
-                target,
-                new_ctx,
-                snapshot.version + 1,
-                event,
-                payload,
-                actor,
-                state,
-                command.at,
-                effects,
-            )
-        assert first is not None
-        return first
+        stopped: list[tuple[int, Rejected | None]] = []
+        for t in candidates:
+            outcome = _try(spec, t, snapshot, command, event, state)
+            if not isinstance(outcome, tuple):
+                return outcome  # fired, or a fault / broken invariant: the decision
+            stopped.append(outcome)
+        furthest = max(level for level, _ in stopped)
+        if furthest == 0:
+            roles = frozenset(r for t in candidates for r in t.roles)
+            return _forbidden(event, roles, actor)
+        for level, rejection in stopped:
+            if level == furthest:
+                assert rejection is not None
+                return rejection
+        raise AssertionError("unreachable")
     except Exception as exc:  # a last line of defence: decide never raises
         return Rejected(
             "spec_fault",
@@ -165,6 +99,93 @@ def decide_reference(spec: Spec, snapshot: Snapshot, command: Command) -> Decisi
             {"where": "decide", "exception": type(exc).__name__},
             error=exc,
         )
+
+
+def _try(
+    spec: Spec, t: Transition, snapshot: Snapshot, command: Command, event: str, state: str
+) -> Decision | tuple[int, Rejected | None]:
+    """One row: the decision when it fires or faults, else ``(how far it got, rejection)``."""
+    actor = command.actor
+    roles = frozenset(t.roles)
+    if roles and (actor is None or roles.isdisjoint(actor.roles)):
+        return (0, None)
+    raw = command.payload
+    if t.payload is None:
+        if raw is None or (isinstance(raw, Mapping) and not raw):
+            payload = None
+        else:
+            return (
+                1,
+                Rejected(
+                    "invalid_payload",
+                    f"{event!r} takes no payload, got {type(raw).__name__}",
+                    {"event": event, "field": "", "reason": "this event takes no payload"},
+                ),
+            )
+    else:
+        try:
+            payload = structurer_for(t.payload)(raw)
+        except PayloadError as exc:
+            return (1, _invalid_payload(event, exc.field, exc.reason))
+        except Exception as exc:  # the payload class's own validators said no
+            return (1, _invalid_payload(event, "", str(exc)))
+    ctx = snapshot.context
+    for g in t.guards:
+        try:
+            ok = _call(g.fn, ctx, payload, command)
+        except Exception as exc:
+            return _fault(f"guard {g.name}", exc, f"guard {g.name!r} raised {exc!r}")
+        if ok is not True:
+            if ok is not False:
+                return _fault(
+                    f"guard {g.name}", None, f"guard {g.name!r} returned {ok!r}, not a bool"
+                )
+            desc = f" ({g.description})" if g.description else ""
+            return (
+                2,
+                Rejected(
+                    "guard_rejected",
+                    f"guard {g.name!r} rejected {event!r} in state {state!r}{desc}",
+                    {"event": event, "guard": g.name, "description": g.description},
+                ),
+            )
+    # The transition fires: update, invariants, effects, the new snapshot.
+    if t.update is not None:
+        try:
+            new_ctx = _call(t.update, ctx, payload, command)
+        except Exception as exc:
+            return _fault("update", exc, f"the update of {event!r} raised {exc!r}")
+        if type(new_ctx) is not spec.context and not isinstance(new_ctx, spec.context):
+            return _fault(
+                "update",
+                None,
+                f"the update of {event!r} returned {type(new_ctx).__name__}, "
+                f"not {spec.context.__name__}",
+            )
+    else:
+        new_ctx = ctx
+    target = state if t.target is None else t.target
+    for inv in spec.invariants:
+        try:
+            ok = inv.fn(target, new_ctx)
+        except Exception as exc:
+            return _fault(f"invariant {inv.name}", exc, f"invariant {inv.name!r} raised {exc!r}")
+        if ok is not True:
+            return _broken(inv, ok, event, state, target)
+    effects = _build_effects(t.effects, new_ctx, payload) if t.effects else ()
+    if isinstance(effects, Rejected):
+        return effects
+    return make_accepted(  # type: ignore[no-any-return]
+        target,
+        new_ctx,
+        snapshot.version + 1,
+        event,
+        payload,
+        actor,
+        state,
+        command.at,
+        effects,
+    )
 
 
 def _precheck(

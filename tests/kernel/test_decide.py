@@ -340,3 +340,99 @@ def test_str_enum_names_work_like_their_values() -> None:
 def test_a_snapshot_in_a_state_the_spec_does_not_know_says_so() -> None:
     d = rejected(decide(SPEC, Snapshot("limbo", Application(), 0), Command("submit")))
     assert d.code == "invalid_transition" and "not a state of 'enrollment'" in d.message
+
+
+# --- internal transitions and guards and updates that read the command ----------------------
+
+
+@attrs.frozen
+class Review:
+    submitted_by: str | None = None
+    approved_by: str | None = None
+    pings: int = 0
+
+
+@guard
+def another_reviewer(ctx: Review, p: object, command: Command) -> bool:
+    """The approver is not the actor who submitted (four eyes)."""
+    return command.actor is not None and command.actor.id != ctx.submitted_by
+
+
+@guard
+def before_the_deadline(ctx: Review, p: object, command: Command) -> bool:
+    """The command comes before 2026-02-01."""
+    return command.at is not None and command.at < datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def _submitted_by(ctx: Review, p: object, command: Command) -> Review:
+    return attrs.evolve(ctx, submitted_by=command.actor.id if command.actor else None)
+
+
+def _approved_by(ctx: Review, p: object, command: Command) -> Review:
+    return attrs.evolve(ctx, approved_by=command.actor.id if command.actor else None)
+
+
+REVIEW = Spec(
+    name="review",
+    version=1,
+    context=Review,
+    initial="draft",
+    states=["draft", "submitted", "approved"],
+    final=["approved"],
+    transitions=[
+        Transition("submit", "draft", "submitted", update=_submitted_by),
+        Transition(
+            "approve",
+            "submitted",
+            "approved",
+            roles=["reviewer"],
+            guards=[another_reviewer, before_the_deadline],
+            update=_approved_by,
+        ),
+        Transition(
+            "ping",
+            ["draft", "submitted", "approved"],
+            None,
+            update=lambda c, p: attrs.evolve(c, pings=c.pings + 1),
+        ),
+    ],
+)
+ANN = Actor("ann", roles=["reviewer"])
+BOB = Actor("bob", roles=["reviewer"])
+JAN = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def test_an_update_records_who_sent_the_command() -> None:
+    d = decide(REVIEW, REVIEW.start(), Command("submit", actor=ANN, at=JAN))
+    assert isinstance(d, Accepted) and d.snapshot.context.submitted_by == "ann"
+
+
+def test_a_four_eyes_guard_compares_the_actors_not_payloads() -> None:
+    snap = Snapshot("submitted", Review(submitted_by="ann"), 1)
+    d = rejected(decide(REVIEW, snap, Command("approve", actor=ANN, at=JAN)))
+    assert (d.code, d.details["guard"]) == ("guard_rejected", "another_reviewer")
+    assert "(four eyes)" in d.message
+    d = decide(REVIEW, snap, Command("approve", actor=BOB, at=JAN))
+    assert isinstance(d, Accepted) and d.snapshot.context.approved_by == "bob"
+
+
+def test_a_deadline_guard_reads_the_time_of_the_command() -> None:
+    snap = Snapshot("submitted", Review(submitted_by="ann"), 1)
+    late = Command("approve", actor=BOB, at=datetime(2026, 3, 1, tzinfo=UTC))
+    assert rejected(decide(REVIEW, snap, late)).details["guard"] == "before_the_deadline"
+    assert rejected(decide(REVIEW, snap, Command("approve", actor=BOB))).code == "guard_rejected"
+
+
+@pytest.mark.parametrize("state", ["draft", "submitted", "approved"])
+def test_an_internal_transition_stays_in_its_source_even_a_final_one(state: str) -> None:
+    snap = Snapshot(state, Review(submitted_by="ann"), 4)
+    d = decide(REVIEW, snap, Command("ping", at=JAN))
+    assert isinstance(d, Accepted)
+    assert d.snapshot == Snapshot(state, Review(submitted_by="ann", pings=1), 5)
+    assert (d.record.from_state, d.record.to_state) == (state, state)
+
+
+def test_a_final_state_with_internal_transitions_lists_them_and_refuses_the_rest() -> None:
+    snap = Snapshot("approved", Review(), 3)
+    d = rejected(decide(REVIEW, snap, Command("submit")))
+    assert d.code == "invalid_transition" and d.details["allowed"] == ["ping"]

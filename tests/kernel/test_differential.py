@@ -1,16 +1,19 @@
 """``decide`` (generated code per state and event) against the straightforward reference loop.
 
 Random walks of commands, most of them plausible (an event allowed in the current state, a
-payload from the transition's examples, an actor with some of the spec's roles), some junk, on
-every reference spec, on the kernel tests' example spec and on a spec written to hit every
-branch of the generated code: several candidates per key with roles and guards, guards and
-invariants that raise or return a non-bool, updates and effects that fail. Each command is
-decided by both implementations and the decisions must be equal, down to the type of a
-``spec_fault``'s exception.
+payload from the transition's examples, an actor with some of the spec's roles, a time or
+none), some junk, on every reference spec, on the kernel tests' example spec, on a spec written
+to hit every branch of the generated code (several candidates per key with roles and guards,
+guards and invariants that raise or return a non-bool, updates and effects that fail), and on
+generated specs: rows sharing ``(state, event)`` with mixed roles, payload types and guards,
+guards and updates that read the command (its actor, its time), internal transitions from
+several sources and from a final state. Each command is decided by both implementations and
+the decisions must be equal, down to the type of a ``spec_fault``'s exception.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -155,6 +158,173 @@ SPECS = {
     "hostile": HOSTILE,
 }
 
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+TIMES = [T0, T0 + timedelta(minutes=30), T0 + timedelta(hours=2)]
+
+# --- generated specs -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Tally:
+    n: int = 0
+    by: str = ""
+
+
+def _knob_mode(p: object) -> str:
+    return p.mode if isinstance(p, Knob) else "none"
+
+
+def _two(mode: str) -> Any:
+    """A guard ``(ctx, payload)``: the knob is set to ``mode`` (raises or answers a non-bool
+    for the knob modes ``boom`` and ``int``)."""
+
+    def check(ctx: Tally, p: object) -> Any:
+        if _knob_mode(p) == "boom":
+            raise ZeroDivisionError("guard")
+        if _knob_mode(p) == "int":
+            return 1
+        return _knob_mode(p) in (mode, "any")
+
+    check.__name__ = f"knob_{mode}"
+    check.__doc__ = f"The knob is set to {mode!r}."
+    return guard(check)
+
+
+def _sent_by(actor_id: str) -> Any:
+    def check(ctx: Tally, p: object, command: Command) -> bool:
+        return command.actor is not None and command.actor.id == actor_id
+
+    check.__name__ = f"sent_by_{actor_id}"
+    check.__doc__ = f"The command is sent by {actor_id!r}."
+    return guard(check)
+
+
+@guard
+def another_actor(ctx: Tally, p: object, command: Command) -> bool:
+    """The command is not sent by the actor recorded last (four eyes)."""
+    return command.actor is not None and command.actor.id != ctx.by
+
+
+@guard
+def before_the_hour(ctx: Tally, p: object, command: Command) -> bool:
+    """The command happened within an hour of the start (raises without a time)."""
+    return command.at - T0 < timedelta(hours=1)  # type: ignore[operator]
+
+
+@guard
+def under_three(ctx: Tally, p: object) -> bool:
+    """The counter is under three."""
+    return ctx.n < 3
+
+
+def _row_guard(k: int) -> Any:
+    def check(ctx: Tally, p: object) -> bool:
+        return (ctx.n + k) % 3 != 0
+
+    check.__name__ = f"row_{k}"
+    check.__doc__ = f"The counter plus {k} is not a multiple of three."
+    return guard(check)
+
+
+GUARD_POOL = [
+    _two("a"),
+    _two("b"),
+    _sent_by("ann"),
+    another_actor,
+    before_the_hour,
+    under_three,
+]
+
+
+def _bump(ctx: Tally, p: object) -> Any:
+    if _knob_mode(p) == "raise":
+        raise KeyError("update")
+    if _knob_mode(p) == "type":
+        return {"n": 1}
+    return attrs.evolve(ctx, n=ctx.n + 1)
+
+
+def _record(ctx: Tally, p: object, command: Command) -> Tally:
+    who = command.actor.id if command.actor is not None else ""
+    return attrs.evolve(ctx, n=ctx.n + 1, by=who)
+
+
+def _note(ctx: Tally, p: object, command: Command) -> Tally:
+    return attrs.evolve(ctx, by=f"{ctx.by[:3]}{command.at is not None}")
+
+
+@invariant
+def tally_is_sane(state: str, ctx: Tally) -> Any:
+    """The counter stays at or below six (five raises)."""
+    if ctx.n == 5:
+        raise RuntimeError("invariant")
+    return ctx.n <= 6
+
+
+STATES = ["s0", "s1", "s2", "end"]
+_BACKBONE = [
+    Transition("go", "s0", "s1"),
+    Transition("go", "s1", "s2"),
+    Transition("go", "s2", "s0"),
+    Transition("stop", ["s0", "s1", "s2"], "end"),
+]
+
+
+@st.composite
+def generated_specs(draw: st.DrawFn) -> Spec:
+    """A valid spec over ``s0, s1, s2`` and the final ``end``: a backbone (``go`` around,
+    ``stop`` to the end) plus random rows of ``poke`` (payload ``Knob``) and ``tap`` (no
+    payload): each with several sources, a target or none (internal, the only kind allowed
+    from ``end``), roles, guards from a pool (some read the command) plus a guard of its own
+    (so rows sharing a key are told apart), an update that may read the command, effects; and
+    maybe an unguarded fallback row last."""
+    rows = []
+    for k in range(draw(st.integers(1, 7))):
+        event = draw(st.sampled_from(["poke", "tap"]))
+        internal = draw(st.booleans())
+        sources = draw(
+            st.lists(st.sampled_from(STATES if internal else STATES[:3]), min_size=1, max_size=3)
+        )
+        target = None if internal else draw(st.sampled_from(STATES))
+        guards = [*draw(st.lists(st.sampled_from(GUARD_POOL), max_size=2)), _row_guard(k)]
+        rows.append(
+            Transition(
+                event,
+                sorted(set(sources)),
+                target,
+                payload=Knob if event == "poke" else None,
+                roles=draw(st.sampled_from([[], ["a"], ["b"], ["a", "b"]])),
+                guards=draw(st.permutations(guards)),
+                update=draw(st.sampled_from([None, _bump, _record, _note])),
+                effects=draw(st.sampled_from([[], [Effect("poked")], [Effect("built", _build)]])),
+                examples=_KNOBS if event == "poke" else [],
+            )
+        )
+    if draw(st.booleans()):
+        event = draw(st.sampled_from(["poke", "tap"]))
+        rows.append(
+            Transition(
+                event,
+                draw(st.lists(st.sampled_from(STATES), min_size=1, max_size=4, unique=True)),
+                None,
+                payload=Knob if event == "poke" else None,
+                roles=draw(st.sampled_from([[], ["b"]])),
+                update=_record,
+                examples=_KNOBS if event == "poke" else [],
+            )
+        )
+    return Spec(
+        name="generated",
+        version=1,
+        context=Tally,
+        initial="s0",
+        states=STATES,
+        final=["end"],
+        transitions=[*_BACKBONE, *rows],
+        invariants=[tally_is_sane],
+    )
+
+
 junk = (
     st.none()
     | st.integers()
@@ -200,7 +370,8 @@ def commands(draw: st.DrawFn, spec: Spec, snapshot: Snapshot) -> Command:
     expected = draw(
         st.none() | st.just(snapshot.version) | st.integers(-1, 5) | st.just(True) | junk
     )
-    return Command(event, payload, actor=actor, expected_version=expected)  # type: ignore[arg-type]
+    at = draw(st.none() | st.sampled_from(TIMES))
+    return Command(event, payload, actor=actor, expected_version=expected, at=at)  # type: ignore[arg-type]
 
 
 def _same(new: Decision, ref: Decision) -> None:
@@ -233,6 +404,91 @@ def test_decide_matches_the_reference(name: str, data: st.DataObject) -> None:
         _same(new, decide_reference(spec, snapshot, command))
         if isinstance(new, Accepted):
             snapshot = new.snapshot
+
+
+@st.composite
+def plausible_commands(draw: st.DrawFn, spec: Spec, snapshot: Snapshot) -> Command:
+    """Mostly a command that reaches the rows of its key (an allowed event, a knob payload, no
+    expected version) from one of two actors with some of the roles, at some time or none;
+    sometimes anything :func:`commands` makes."""
+    if draw(st.integers(0, 3)) == 0:
+        return draw(commands(spec, snapshot))
+    allowed = spec.allowed_events(snapshot.state)
+    rows = [e for e in allowed if e in ("poke", "tap")]
+    if rows and draw(st.integers(0, 4)):
+        event = draw(st.sampled_from(rows))  # the random rows, mostly
+    else:
+        event = draw(st.sampled_from(allowed or sorted(spec.events)))
+    knobs = st.sampled_from(_KNOBS)
+    payload = draw(knobs.map(unstructure) | knobs) if event == "poke" else None
+    roles = st.lists(st.sampled_from(["a", "b"]), max_size=2)
+    actor = draw(st.none() | st.builds(Actor, st.sampled_from(["ann", "bob"]), roles))
+    at = draw(st.none() | st.sampled_from(TIMES))
+    return Command(event, payload, actor=actor, at=at)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_decide_matches_the_reference_on_generated_specs(data: st.DataObject) -> None:
+    spec = data.draw(generated_specs())
+    snapshot = spec.start()
+    for _ in range(data.draw(st.integers(1, 30))):
+        if data.draw(st.integers(0, 9)) == 0:  # jump to any state, keeping the context
+            snapshot = attrs.evolve(snapshot, state=data.draw(st.sampled_from(STATES)))
+        command = data.draw(plausible_commands(spec, snapshot))
+        new = decide(spec, snapshot, command)
+        _same(new, decide_reference(spec, snapshot, command))
+        if isinstance(new, Accepted):
+            snapshot = new.snapshot
+
+
+def test_generated_specs_reach_every_kind_of_decision() -> None:
+    """The generated specs exercise what they claim: shared rows stopping at each step,
+    guards and updates reading the command, internal transitions (so the walk above compares
+    them all)."""
+    spec = Spec(
+        name="generated",
+        version=1,
+        context=Tally,
+        initial="s0",
+        states=STATES,
+        final=["end"],
+        transitions=[
+            *_BACKBONE,
+            Transition("poke", ["s0", "end"], None, payload=Knob, roles=["a"], guards=[_two("a")]),
+            Transition("poke", "s0", "s1", payload=Knob, guards=[another_actor], update=_record),
+            Transition("tap", ["s0", "s1"], None, guards=[before_the_hour], update=_note),
+        ],
+        invariants=[tally_is_sane],
+    )
+    ann, bob = Actor("ann", roles=["a"]), Actor("bob")
+    start, end = spec.start(), Snapshot("end", Tally(), 3)
+
+    def run(snap: Snapshot, event: str, payload: object, actor: Actor | None, at: Any) -> Any:
+        cmd = Command(event, payload, actor=actor, at=at)
+        d = decide(spec, snap, cmd)
+        _same(d, decide_reference(spec, snap, cmd))
+        return d
+
+    knob = {"mode": "a", "n": 1}
+    d = run(start, "poke", knob, ann, None)
+    assert d.accepted and d.snapshot.state == "s0"  # internal: stays
+    d = run(end, "poke", knob, ann, None)
+    assert d.accepted and d.snapshot.state == "end"  # internal, in a final state
+    d = run(end, "poke", knob, bob, None)
+    assert d.code == "forbidden" and d.details["roles"] == ["a"]
+    d = run(start, "poke", {"mode": "b", "n": 1}, bob, None)
+    assert d.accepted and d.snapshot == Snapshot("s1", Tally(1, "bob"), 1)
+    d = run(Snapshot("s0", Tally(1, "bob"), 1), "poke", {"mode": "b", "n": 1}, bob, None)
+    assert d.code == "guard_rejected" and d.details["guard"] == "another_actor"
+    d = run(Snapshot("s0", Tally(1, "ann"), 1), "poke", {"mode": "b", "n": 1}, ann, None)
+    assert d.code == "guard_rejected" and d.details["guard"] == "knob_a"  # the first of two
+    d = run(start, "tap", None, None, T0)
+    assert d.accepted and d.snapshot == Snapshot("s0", Tally(0, "True"), 1)
+    d = run(start, "tap", None, None, T0 + timedelta(hours=2))
+    assert d.code == "guard_rejected" and d.details["guard"] == "before_the_hour"
+    d = run(start, "tap", None, None, None)
+    assert d.code == "spec_fault" and isinstance(d.error, TypeError)
 
 
 def test_the_hostile_spec_reaches_every_kind_of_decision() -> None:

@@ -209,3 +209,102 @@ def test_spec_error_message_lists_problems_one_per_line() -> None:
 
 def test_context_type_of_example_is_application() -> None:
     assert SPEC.start().context == Application()
+
+
+# --- guards and updates that take the command ----------------------------------------------
+
+
+@guard
+def sent_by_ann(ctx: Ctx, p: object, command: Any) -> bool:
+    """Ann sent it."""
+    return command.actor is not None and command.actor.id == "ann"
+
+
+def test_a_guard_or_update_taking_three_arguments_reads_the_command() -> None:
+    def record(ctx: Ctx, p: object, command: Any) -> Ctx:
+        return ctx
+
+    assert sent_by_ann.reads_command and not ok.reads_command
+    t = Transition("go", "a", "b", guards=[sent_by_ann], update=record)
+    assert t.reads_command
+    assert Transition("go", "a", "b", update=record).reads_command
+    assert not Transition("go", "a", "b", guards=[ok], update=lambda c, p: c).reads_command
+    build(transitions=[t])  # builds
+
+
+def test_negating_a_guard_keeps_what_it_reads() -> None:
+    from statekernel.kernel import Actor, Command
+
+    neg = sent_by_ann.negated()
+    assert neg.reads_command and neg.name == "not sent_by_ann"
+    assert neg(Ctx(), None, Command("go", actor=Actor("bob"))) is True
+    assert neg(Ctx(), None, Command("go", actor=Actor("ann"))) is False
+    assert not ok.negated().reads_command and ok.negated()(Ctx(), None) is False
+
+
+@pytest.mark.parametrize(
+    ("transition", "culprit"),
+    [
+        (Transition("go", "a", "b", guards=[guard(lambda: True)]), "guard '<lambda>'"),
+        (
+            Transition("go", "a", "b", guards=[guard(lambda c, p, cmd, extra: True)]),
+            "guard '<lambda>'",
+        ),
+        (Transition("go", "a", "b", update=lambda c, p, cmd, extra: c), "update"),
+    ],
+)
+def test_a_wrong_arity_error_names_both_forms(transition: Transition, culprit: str) -> None:
+    msg = one("or (ctx, payload, command)", transitions=[transition])
+    assert msg.startswith(f"transition 'go' (a -> b) {culprit}")
+
+
+# --- internal transitions --------------------------------------------------------------------
+
+
+def test_an_internal_transition_from_several_states_and_a_final_one_builds() -> None:
+    spec = build(
+        transitions=[
+            Transition("go", "a", "b"),
+            Transition("ping", ["a", "b"], None, update=lambda c, p: Ctx(c.n + 1)),
+        ]
+    )
+    [ping] = spec.candidates("b", "ping")
+    assert ping.internal and ping.target is None
+    assert (ping.target_from("a"), ping.target_from("b")) == ("a", "b")
+    assert ping.label() == "transition 'ping' (a, b, internal)"
+    assert spec.allowed_events("b") == ("ping",)
+
+
+def test_a_final_state_admits_internal_transitions_never_a_way_out() -> None:
+    msg = one(
+        "leaves final state 'b'",
+        transitions=[Transition("go", "a", "b"), Transition("go", "b", "b")],
+    )
+    assert "internal transition, target=None" in msg
+
+
+def test_an_internal_transition_is_no_way_out_and_reaches_nothing() -> None:
+    ps = problems(
+        states=["a", "b", "c"],
+        final=["c"],
+        transitions=[
+            Transition("go", "a", "b"),
+            Transition("wait", "b", None),
+            Transition("stop", "a", "c"),
+        ],
+    )
+    assert any(p.startswith("state 'b'") and "dead end" in p for p in ps), ps
+    ps = problems(
+        states=["a", "b"],
+        final=["b"],
+        transitions=[Transition("wait", "a", None), Transition("go", "b", None)],
+    )
+    assert any(p.startswith("state 'b'") and "unreachable" in p for p in ps), ps
+
+
+def test_an_internal_transition_from_an_unknown_state_is_named() -> None:
+    msg = one(
+        "unknown source state 'q'",
+        transitions=[Transition("go", "a", "b"), Transition("x", "q", None)],
+    )
+    assert msg.startswith("transition 'x' (q, internal)")

@@ -9,31 +9,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statekernel.kernel import Actor, Command, Decision, Snapshot, Spec, Transition, decide
+from statekernel.kernel import Actor, Command, Decision, Snapshot, Spec, Transition, decide, explore
 from statekernel.specs import enrollment as e
-from statekernel.specs.enrollment import (
-    SPEC,
-    Application,
-    Approve,
-    Attach,
-    Detach,
-    Reject,
-    ReturnForChanges,
-    Verify,
-)
+from statekernel.specs.enrollment import SPEC, Application, Attach, Detach, Reject
 
 Walk = Callable[[Spec, st.DataObject], list[Snapshot]]
 
-
-def send(snap: Snapshot, event: str, payload: object = None, role: str | None = None) -> Decision:
-    """Send ``event`` as an actor holding ``role`` (default: the transition's first role)."""
-    if role is None:
-        role = SPEC.candidates(snap.state, event)[0].roles[0]
-    return decide(SPEC, snap, Command(event, payload, actor=Actor(f"{role}-1", roles=[role])))
+APPLICANT = Actor("ann", roles=["applicant"])
+VERIFIER = Actor("vera", roles=["verifier"])
+REVIEWER = Actor("rita", roles=["reviewer"])
+BY_ROLE = {"applicant": APPLICANT, "verifier": VERIFIER, "reviewer": REVIEWER}
 
 
-def ok(snap: Snapshot, event: str, payload: object = None) -> Snapshot:
-    decision = send(snap, event, payload)
+def send(
+    snap: Snapshot, event: str, payload: object = None, actor: Actor | None = None
+) -> Decision:
+    """Send ``event`` as ``actor`` (default: the person holding the transition's first role)."""
+    if actor is None:
+        actor = BY_ROLE[SPEC.candidates(snap.state, event)[0].roles[0]]
+    return decide(SPEC, snap, Command(event, payload, actor=actor))
+
+
+def ok(snap: Snapshot, event: str, payload: object = None, actor: Actor | None = None) -> Snapshot:
+    decision = send(snap, event, payload, actor)
     assert decision.accepted, decision
     return decision.snapshot
 
@@ -47,15 +45,15 @@ def submitted() -> Snapshot:
 
 
 def verified() -> Snapshot:
-    return ok(submitted(), "verify", Verify("vera"))
+    return ok(submitted(), "verify")
 
 
 def approved() -> Snapshot:
-    return ok(verified(), "approve", Approve("rita"))
+    return ok(verified(), "approve")
 
 
 def rejected() -> Snapshot:
-    return ok(verified(), "reject", Reject("rita", "ineligible"))
+    return ok(verified(), "reject", Reject("ineligible"))
 
 
 REACH: dict[str, Callable[[], Snapshot]] = {
@@ -83,30 +81,31 @@ def test_attach_and_detach_count_documents() -> None:
     assert (snap.state, snap.context.documents) == ("draft", 1)
 
 
-def test_submit_requests_verification() -> None:
+def test_submit_records_the_applicant_and_requests_verification() -> None:
     decision = send(draft_with_documents(), "submit")
     assert decision.accepted
     assert decision.snapshot.state == "submitted"
+    assert decision.snapshot.context.submitted_by == "ann"
     assert [(m.name, dict(m.data)) for m in decision.effects] == [
         ("verification_requested", {"documents": 2, "revisions": 0})
     ]
 
 
-def test_verify_records_the_verifier() -> None:
-    snap = ok(submitted(), "verify", Verify("vera"))
+def test_verify_records_the_verifier_who_sent_it() -> None:
+    snap = ok(submitted(), "verify")
     assert snap.state == "verified"
     assert snap.context.verified_by == "vera"
 
 
 def test_return_for_changes_goes_back_to_draft_and_counts() -> None:
-    snap = ok(submitted(), "return_for_changes", ReturnForChanges("vera"))
+    snap = ok(submitted(), "return_for_changes")
     assert (snap.state, snap.context.revisions, snap.context.documents) == ("draft", 1, 2)
-    snap = ok(ok(snap, "submit"), "return_for_changes", ReturnForChanges("vera"))
+    snap = ok(ok(snap, "submit"), "return_for_changes")
     assert snap.context.revisions == 2
 
 
-def test_approve_records_reviewer_and_notifies_applicant() -> None:
-    decision = send(verified(), "approve", Approve("rita"))
+def test_approve_records_the_reviewer_who_sent_it_and_notifies_the_applicant() -> None:
+    decision = send(verified(), "approve")
     assert decision.accepted
     assert decision.snapshot.state == "approved"
     assert decision.snapshot.context.approved_by == "rita"
@@ -117,7 +116,7 @@ def test_approve_records_reviewer_and_notifies_applicant() -> None:
 
 @pytest.mark.parametrize("source", ["submitted", "verified"])
 def test_reject_records_reviewer_reason_and_notifies(source: str) -> None:
-    decision = send(REACH[source](), "reject", {"reviewer": "rita", "reason": "fraud"})
+    decision = send(REACH[source](), "reject", {"reason": "fraud"})
     assert decision.accepted
     ctx = decision.snapshot.context
     assert (decision.snapshot.state, ctx.rejected_by, ctx.rejection_reason) == (
@@ -128,6 +127,15 @@ def test_reject_records_reviewer_reason_and_notifies(source: str) -> None:
     assert [(m.name, dict(m.data)) for m in decision.effects] == [
         ("applicant_notified", {"decision": "rejected", "reviewer": "rita", "reason": "fraud"})
     ]
+
+
+def test_no_payload_names_anyone() -> None:
+    """Names come from the command's actor; a payload that names someone is refused."""
+    for event, snap in (("verify", submitted()), ("approve", verified())):
+        decision = send(snap, event, {"reviewer": "rita"})
+        assert (decision.accepted, getattr(decision, "code", None)) == (False, "invalid_payload")
+    decision = send(verified(), "reject", {"reviewer": "rita", "reason": "fraud"})
+    assert not decision.accepted and decision.details["field"] == "reviewer"
 
 
 @pytest.mark.parametrize("source", ["approved", "rejected"])
@@ -146,23 +154,21 @@ def test_withdraw_archives_the_application(source: str) -> None:
 
 
 def test_cannot_verify_a_draft() -> None:
-    decision = send(draft_with_documents(), "verify", Verify("vera"), role="verifier")
+    decision = send(draft_with_documents(), "verify", actor=VERIFIER)
     assert not decision.accepted
     assert decision.code == "invalid_transition"
 
 
 # --- guards ----------------------------------------------------------------------------------
 
+EVERYONE = Actor("max", roles=["applicant", "verifier", "reviewer"])
+"""One person holding every role: the four-eyes rule is about them."""
+
 GUARD_CASES = [
     ("draft", "attach", Attach(0), "positive_count"),
     ("draft", "attach", Attach(4), "documents_within_limit"),
     ("draft", "detach", Detach(0), "positive_count"),
     ("draft", "detach", Detach(3), "attached_enough"),
-    ("submitted", "verify", Verify(""), "verifier_named"),
-    ("submitted", "return_for_changes", ReturnForChanges(""), "verifier_named"),
-    ("verified", "approve", Approve(""), "reviewer_named"),
-    ("verified", "approve", Approve("vera"), "not_the_verifier"),
-    ("verified", "reject", Reject("", "fraud"), "reviewer_named"),
 ]
 
 
@@ -174,6 +180,21 @@ def test_guard_rejects(source: str, event: str, payload: object, guard: str) -> 
     assert decision.details["guard"] == guard
 
 
+def test_nobody_approves_what_they_submitted() -> None:
+    snap = ok(ok(draft_with_documents(), "submit", actor=EVERYONE), "verify")
+    decision = send(snap, "approve", actor=EVERYONE)
+    assert (decision.code, decision.details["guard"]) == ("guard_rejected", "not_the_submitter")
+    assert "not the applicant who submitted" in decision.message
+    assert ok(snap, "approve", actor=REVIEWER).context.approved_by == "rita"
+
+
+def test_nobody_approves_what_they_verified() -> None:
+    snap = ok(submitted(), "verify", actor=EVERYONE)
+    decision = send(snap, "approve", actor=EVERYONE)
+    assert (decision.code, decision.details["guard"]) == ("guard_rejected", "not_the_verifier")
+    assert ok(snap, "approve", actor=REVIEWER).context.approved_by == "rita"
+
+
 def test_submit_needs_documents() -> None:
     decision = send(SPEC.start(), "submit")
     assert not decision.accepted
@@ -183,8 +204,8 @@ def test_submit_needs_documents() -> None:
 def test_revisions_are_capped() -> None:
     snap = submitted()
     for _ in range(e.MAX_REVISIONS):
-        snap = ok(ok(snap, "return_for_changes", ReturnForChanges("vera")), "submit")
-    decision = send(snap, "return_for_changes", ReturnForChanges("vera"))
+        snap = ok(ok(snap, "return_for_changes"), "submit")
+    decision = send(snap, "return_for_changes")
     assert not decision.accepted
     assert (decision.code, decision.details["guard"]) == ("guard_rejected", "revisions_left")
 
@@ -217,18 +238,18 @@ PATHS: list[list[tuple[str, object]]] = [
     [
         ("attach", Attach(1)),
         ("submit", None),
-        ("return_for_changes", ReturnForChanges("vera")),
+        ("return_for_changes", None),
         ("attach", Attach(2)),
         ("detach", Detach(1)),
         ("submit", None),
-        ("verify", Verify("vera")),
-        ("approve", Approve("rita")),
+        ("verify", None),
+        ("approve", None),
         ("archive", None),
     ],
     [
         ("attach", Attach(1)),
         ("submit", None),
-        ("reject", Reject("rita", "fraud")),
+        ("reject", Reject("fraud")),
         ("archive", None),
     ],
     [("attach", Attach(5)), ("submit", None), ("withdraw", None)],
@@ -248,10 +269,12 @@ def test_invariants_hold_along_realistic_paths(path: list[tuple[str, object]]) -
 BAD_SNAPSHOTS = [
     (e.approved_names_its_reviewer, "approved", Application(documents=1, verified_by="v")),
     (e.approved_names_its_reviewer, "verified", Application(documents=1, approved_by="r")),
-    (e.documents_before_submission, "submitted", Application()),
+    (e.submission_names_its_applicant, "verified", Application(documents=1, verified_by="v")),
+    (e.documents_before_submission, "submitted", Application(submitted_by="a")),
     (e.documents_before_submission, "approved", Application(approved_by="r", verified_by="v")),
     (e.approval_follows_verification, "approved", Application(documents=1, approved_by="r")),
     (e.four_eyes, "approved", Application(documents=1, verified_by="v", approved_by="v")),
+    (e.four_eyes, "approved", Application(1, 0, "a", "v", "a")),
     (
         e.single_decision,
         "archived",
@@ -286,27 +309,48 @@ def without_guard(event: str, name: str) -> Spec:
     return attrs.evolve(SPEC, transitions=transitions)
 
 
+def _submitted_by_everyone() -> Snapshot:
+    return ok(ok(draft_with_documents(), "submit", actor=EVERYONE), "verify")
+
+
 @pytest.mark.parametrize(
-    ("event", "guard", "path", "payload", "invariant"),
+    ("event", "guard", "path", "payload", "actor", "invariant"),
     [
-        ("approve", "not_the_verifier", verified, Approve("vera"), "four_eyes"),
-        ("submit", "has_documents", SPEC.start, None, "documents_before_submission"),
-        ("attach", "documents_within_limit", SPEC.start, Attach(9), "counters_in_bounds"),
-        ("approve", "reviewer_named", verified, Approve(""), "approved_names_its_reviewer"),
+        ("approve", "not_the_verifier", verified, None, VERIFIER, "four_eyes"),
+        ("approve", "not_the_submitter", _submitted_by_everyone, None, EVERYONE, "four_eyes"),
+        ("submit", "has_documents", SPEC.start, None, APPLICANT, "documents_before_submission"),
+        ("attach", "documents_within_limit", SPEC.start, Attach(9), APPLICANT,
+         "counters_in_bounds"),
     ],
-)
+)  # fmt: skip
 def test_invariants_bite_when_a_guard_is_missing(
-    event: str, guard: str, path: Callable[[], Snapshot], payload: object, invariant: str
+    event: str,
+    guard: str,
+    path: Callable[[], Snapshot],
+    payload: object,
+    actor: Actor,
+    invariant: str,
 ) -> None:
     broken = without_guard(event, guard)
-    role = SPEC.candidates(path().state, event)[0].roles[0]
-    command = Command(event, payload, actor=Actor("x", roles=[role]))
+    command = Command(event, payload, actor=Actor(actor.id, roles=[*actor.roles, "reviewer"]))
     guarded = decide(SPEC, path(), command)
     assert not guarded.accepted
     assert (guarded.code, guarded.details["guard"]) == ("guard_rejected", guard)
     decision = decide(broken, path(), command)
     assert not decision.accepted
     assert (decision.code, decision.details["invariant"]) == ("invariant_violated", invariant)
+
+
+def test_the_explorer_finds_who_approves_their_own_work_without_the_four_eyes_guards() -> None:
+    for guard in ("not_the_submitter", "not_the_verifier"):
+        report = explore(without_guard("approve", guard))
+        assert report.verdict == "violated", report.format()
+        [v] = report.violations
+        assert v.property == "invariant_violated: four_eyes"
+        approver = v.trace.steps[-1].actor
+        assert approver is not None and "reviewer" in approver.roles
+        earlier = {s.actor.id for s in v.trace.steps[:-1] if s.actor is not None}
+        assert approver.id in earlier  # the same person submitted or verified
 
 
 def test_an_unguarded_update_that_skips_verification_is_caught() -> None:

@@ -136,12 +136,15 @@ class _Bridge:
 
 class _Fires:
     """The condition of one machine transition: ``decide`` accepted the trigger and moved the
-    entity to this transition's destination."""
+    entity to this transition's destination (for an internal transition, its source: the
+    entity stays)."""
 
-    def __init__(self, bridge: _Bridge, target: str) -> None:
+    def __init__(self, bridge: _Bridge, target: str, internal: bool = False) -> None:
         self.bridge = bridge
         self.target = target
-        self.__name__ = f"statekernel_accepts_to_{target}"
+        self.__name__ = (
+            "statekernel_accepts_internal" if internal else f"statekernel_accepts_to_{target}"
+        )
 
     def __call__(self, event_data: Any) -> bool:
         decision: Decision = event_data.statekernel_decision
@@ -196,12 +199,15 @@ def to_machine(
     )
     for source in spec.states:
         for event in spec.allowed_events(source):
-            targets: list[str] = []
+            # one machine transition per destination, None for internal rows (transitions'
+            # own internal transitions: no exit or enter), in the order the rows are tried
+            targets: list[str | None] = []
             for t in spec.candidates(source, event):
                 if t.target not in targets:
                     targets.append(t.target)
             for target in targets:
-                machine.add_transition(event, source, target, conditions=[_Fires(bridge, target)])
+                fires = _Fires(bridge, source if target is None else target, target is None)
+                machine.add_transition(event, source, target, conditions=[fires])
     return machine
 
 
@@ -218,7 +224,7 @@ class MachineContext:
 class _Row:
     event: str
     source: str
-    dest: str
+    dest: str | None  # None: internal
     conditions: tuple[tuple[object, bool], ...]
 
 
@@ -308,9 +314,9 @@ def _shape_of_machine(machine: Any, auto_transitions: bool, problems: list[str])
                         problems.append(
                             f"{where} callback {hook}={_ref_name(cb)!r} (a side effect)"
                         )
-                dest = trans.dest if trans.dest is not None else source
+                dest = None if trans.dest is None else _state_name(trans.dest)
                 conditions = tuple((c.func, bool(c.target)) for c in trans.conditions)
-                rows.append(_Row(event_name, _state_name(source), _state_name(dest), conditions))
+                rows.append(_Row(event_name, _state_name(source), dest, conditions))
     initial = machine.initial
     name = machine.name[:-2] if machine.name.endswith(": ") else machine.name
     return _Shape(
@@ -430,7 +436,7 @@ def _shape_of_markup(
                 for cb in _callbacks(t.get(hook)):
                     problems.append(f"{where} callback {hook}={_ref_name(cb)!r} (a side effect)")
             dest = t.get("dest")
-            dname = sname if dest is None or dest == "=" else _state_name(dest)
+            dname = None if dest is None else sname if dest == "=" else _state_name(dest)
             rows.append(_Row(event, sname, dname, conditions))
     if markup.get("auto_transitions") and auto_transitions:
         for dest in names:
@@ -506,10 +512,11 @@ def from_machine(
       ``transitions`` would: against ``model`` (default: the machine's only model), called
       with no arguments, and compared with ``True`` (``False`` for unless).
     - Final states are ``final``; without it, the states flagged final in the machine plus
-      every state without an outgoing transition.
+      every state without an outgoing transition (internal transitions are no way out).
     - The ``to_<state>`` triggers of ``auto_transitions`` are left out unless
-      ``auto_transitions=True``. An internal transition (``dest=None``) becomes a
-      transition back to its source.
+      ``auto_transitions=True``. An internal transition (``dest=None``) becomes an internal
+      transition (``target=None``); a reflexive one (``dest="="``) a transition back to its
+      source.
     - The spec's context is the empty :class:`MachineContext`; its transitions take no
       payload and declare no roles (a machine has neither).
 
@@ -560,7 +567,7 @@ def from_machine(
             row_guards.append(guards[key])
         rows.append(Transition(row.event, row.source, row.dest, guards=row_guards))
     if final is None:
-        with_exit = {row.source for row in shape.rows}
+        with_exit = {row.source for row in shape.rows if row.dest is not None}
         finals = [s for s in shape.states if s in shape.flagged_final or s not in with_exit]
     else:
         finals = list(final)

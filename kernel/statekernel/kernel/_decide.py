@@ -15,7 +15,10 @@ The checks run in this order, and the first that fails names the rejection:
                           returned the wrong type.
 
 When several transitions share ``(state, event)``, each is tried in declaration order through
-steps 4-6; the first that passes fires, and if none does the first one's rejection is returned.
+steps 4-6; the first that passes fires. If none does, the rejection is that of the row that got
+furthest: past its roles and its payload to a guard beats past its roles to the payload, which
+beats stopping at the roles (on a tie, the first of those rows). When every row stopped at its
+roles, the ``forbidden`` rejection lists the roles of every row.
 
 Steps 1-3 are here. From step 4 on, ``decide`` calls the function that building the spec
 generated for the snapshot's state and the command's event (see :mod:`._steps`), which runs

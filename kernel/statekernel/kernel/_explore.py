@@ -4,9 +4,12 @@
 start snapshot it fires every transition with every payload of its ``examples`` (or, when a
 transition has a payload type and no examples, the small deterministic sample of
 :func:`sample_payloads`), sent by one actor per declared role plus one actor holding no role
-(``guest``). States are deduplicated by value, ``(state, context)``; the version number is not
-part of a state. Parent links are kept, so because the search is breadth first the trace
-printed for each violated property is a shortest one.
+(``guest``). An event with a row whose guard or update reads the command (``(ctx, payload,
+command)``) is sent by all of them and by one actor holding every role (:data:`ALL_ROLES`, the
+one person a four-eyes rule is about), each at every time of :data:`EXPLORE_TIMES`; other
+commands carry no time. States are deduplicated by value, ``(state, context)``; the version
+number is not part of a state. Parent links are kept, so because the search is breadth first
+the trace printed for each violated property is a shortest one.
 
 Verdicts:
 
@@ -44,11 +47,13 @@ import types
 import typing
 from array import array
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import attrs
 
 from ._decide import decide
+from ._fuzz import BASE_TIME
 from ._model import Accepted, Actor, Command, Decision, Rejected, Snapshot
 from ._plan import KeyRecord, plan
 from ._serial import plain
@@ -56,6 +61,8 @@ from ._spec import Spec
 from ._trace import VIOLATION_CODES, Trace, TraceStep, violation_property
 
 __all__ = [
+    "ALL_ROLES",
+    "EXPLORE_TIMES",
     "GUEST",
     "ExploreReport",
     "ExploreViolation",
@@ -70,6 +77,26 @@ Verdict = Literal["proved", "violated", "undetermined"]
 
 GUEST: Final = Actor("guest")
 """The actor holding no role that the explorer sends besides one actor per declared role."""
+
+ALL_ROLES: Final = "all-roles"
+"""The id of the actor holding every declared role, who also sends the events whose guards or
+updates read the command: the one person who can break a four-eyes rule."""
+
+EXPLORE_TIMES: Final = tuple(
+    BASE_TIME + d
+    for d in (
+        timedelta(0),
+        timedelta(minutes=1),
+        timedelta(hours=1),
+        timedelta(days=1),
+        timedelta(days=30),
+        timedelta(days=366),
+    )
+)
+"""The times ``at`` of the commands the explorer sends for events whose guards or updates read
+the command (other commands carry no time): the fuzzer's start, then a minute, an hour, a day,
+a month and a year later, in no particular order along a trace, so that deadlines of those
+sizes are met and missed."""
 
 ENTITY: Final = "e1"
 """The entity id every explored trace acts on."""
@@ -387,22 +414,35 @@ def _samples(tp: object, depth: int) -> list[Any]:
 
 @attrs.frozen(eq=False)
 class _Move:
-    """One command the explorer sends from some state: event, wire payload and actor."""
+    """One command the explorer sends from some state: event, wire payload, actor and time."""
 
     event: str
     payload: Any
     actor: Actor
+    at: datetime | None = None
 
     def command(self) -> Command:
-        return Command(self.event, self.payload, actor=self.actor)
+        return Command(self.event, self.payload, actor=self.actor, at=self.at)
 
     def step(self, **fields: Any) -> TraceStep:
-        return TraceStep(event=self.event, payload=self.payload, actor=self.actor, **fields)
+        return TraceStep(
+            event=self.event, payload=self.payload, actor=self.actor, at=self.at, **fields
+        )
 
 
 # A candidate in hot-loop form: (guards as (fn, slot), structured payload, update, target,
-# effect builders, transition index).
+# effect builders, transition index). Guards and updates that read the command are bound to
+# the move's command, so the hot loop calls every one of them as fn(ctx, payload).
 _Hot = tuple[tuple[tuple[Callable[[Any, Any], Any], int], ...], Any, Any, str, tuple[Any, ...], int]
+
+
+def _bound(fn: Callable[..., Any], command: Command) -> Callable[[Any, Any], Any]:
+    """``fn(ctx, payload, command)`` as a function of ``(ctx, payload)``."""
+
+    def call(ctx: Any, payload: Any) -> Any:
+        return fn(ctx, payload, command)
+
+    return call
 
 
 def _freeze(value: Any) -> Any:
@@ -467,8 +507,10 @@ def _compile_moves(
     for i, t in enumerate(spec.transitions):
         slot_base.append(len(slots))
         slots.extend((i, g) for g in range(len(t.guards)))
+    after = len(slots)  # a guard of a row tried after an earlier one gave way counts here
     roles = sorted({r for t in spec.transitions for r in t.roles})
     role_actors = {r: Actor(r, roles=[r]) for r in roles}
+    everyone = [GUEST, *role_actors.values(), Actor(ALL_ROLES, roles=roles)]
     moves: list[_Move] = []
     by_state: dict[str, list[tuple[int, tuple[_Hot, ...]]]] = {}
     table = spec._table
@@ -477,38 +519,60 @@ def _compile_moves(
         seen: set[Any] = set()
         for event in spec.allowed_events(state):
             cands = table[(state, event)]
-            event_roles = sorted({r for c in cands for r in c.roles})
-            actors = [GUEST, *(role_actors[r] for r in event_roles)]
+            if any(_reads(c) for c in cands):
+                actors = everyone
+                times: tuple[datetime | None, ...] = EXPLORE_TIMES
+            else:
+                event_roles = sorted({r for c in cands for r in c.roles})
+                actors = [GUEST, *(role_actors[r] for r in event_roles)]
+                times = (None,)
             for raw in _wire_payloads(cands):
                 for actor in actors:
-                    hot: list[_Hot] = []
-                    for c in cands:
-                        if c.roles and c.roles.isdisjoint(actor.roles):
+                    for at in times:
+                        command = Command(event, raw, actor=actor, at=at)
+                        hot: list[_Hot] = []
+                        reading = False
+                        for c in cands:
+                            if c.roles and c.roles.isdisjoint(actor.roles):
+                                continue
+                            if c.structure is None:
+                                if not (raw is None or (isinstance(raw, Mapping) and not raw)):
+                                    continue
+                                payload = None
+                            else:
+                                try:
+                                    payload = c.structure(raw)
+                                except Exception:
+                                    continue
+                            base = slot_base[c.index] + (after if hot else 0)
+                            guards = tuple(
+                                (_bound(g.fn, command) if g.reads_command else g.fn, base + k)
+                                for k, g in enumerate(c.guards)
+                            )
+                            update = c.update
+                            if update is not None and c.update_reads_command:
+                                update = _bound(update, command)
+                            reading = reading or _reads(c)
+                            builds = tuple(e.build for e in c.effects if e.build is not None)
+                            target = state if c.target is None else c.target
+                            hot.append((guards, payload, update, target, builds, c.index))
+                        if not hot:
                             continue
-                        if c.structure is None:
-                            if not (raw is None or (isinstance(raw, Mapping) and not raw)):
-                                continue
-                            payload = None
-                        else:
-                            try:
-                                payload = c.structure(raw)
-                            except Exception:
-                                continue
-                        guards = tuple(
-                            (g.fn, slot_base[c.index] + k) for k, g in enumerate(c.guards)
-                        )
-                        builds = tuple(e.build for e in c.effects if e.build is not None)
-                        hot.append((guards, payload, c.update, c.target, builds, c.index))
-                    if not hot:
-                        continue
-                    signature = (event, tuple((h[5], _freeze(h[1])) for h in hot))
-                    if signature in seen:
-                        continue
-                    seen.add(signature)
-                    moves.append(_Move(event, raw, actor))
-                    state_moves.append((len(moves) - 1, tuple(hot)))
+                        # what the candidates read decides which moves behave alike
+                        who = (actor.id, actor.roles, at) if reading else None
+                        signature = (event, tuple((h[5], _freeze(h[1])) for h in hot), who)
+                        if signature in seen:
+                            continue
+                        seen.add(signature)
+                        moves.append(_Move(event, raw, actor, at))
+                        state_moves.append((len(moves) - 1, tuple(hot)))
         by_state[state] = state_moves
     return moves, by_state, slots
+
+
+def _reads(c: Any) -> bool:
+    """Whether a compiled candidate reads the command (a guard or its update takes it)."""
+    return bool(c.update_reads_command or any(g.reads_command for g in c.guards))
 
 
 # --- the search --------------------------------------------------------------------------
@@ -550,8 +614,11 @@ class _Search:
         self.nodes: list[tuple[str, Any]] = [(start.state, start.context)]
         self.parent = array("q", [-1])
         self.via = array("q", [-1])
-        self.guard_true: list[tuple[int, int] | None] = [None] * len(self.slots)
-        self.guard_false: list[tuple[int, int] | None] = [None] * len(self.slots)
+        # Per guard slot, where the guard was first seen true and false: slots below
+        # len(self.slots) for evaluations in the first row that got to its guards, the same
+        # slots plus len(self.slots) for evaluations after an earlier row gave way.
+        self.guard_true: list[tuple[int, int] | None] = [None] * (2 * len(self.slots))
+        self.guard_false: list[tuple[int, int] | None] = [None] * (2 * len(self.slots))
         self.fired_at: list[int] = [-1] * len(spec.transitions)
         self.violations: dict[str, tuple[int, int, Rejected]] = {}
         self.deadlocks: dict[str, tuple[int, int]] = {}  # state -> (first node, count)
@@ -731,7 +798,7 @@ class _Search:
             # pure). The decision does not say which candidate fired: credit the first one
             # with the same target.
             for t in self.spec.candidates(state, d.record.event):
-                if t.target == d.snapshot.state:
+                if t.target_from(state) == d.snapshot.state:
                     idx = self.spec.transitions.index(t)
                     if self.fired_at[idx] < 0:
                         self.fired_at[idx] = node
@@ -1054,7 +1121,9 @@ def _warnings(search: _Search, complete: bool) -> list[ExploreWarning]:
             )
         )
     reached = {spec.initial} | {
-        t.target for t, at in zip(spec.transitions, search.fired_at, strict=True) if at >= 0
+        t.target
+        for t, at in zip(spec.transitions, search.fired_at, strict=True)
+        if at >= 0 and t.target is not None
     }
     for state in spec.states:
         if state not in reached:
@@ -1068,16 +1137,47 @@ def _warnings(search: _Search, complete: bool) -> list[ExploreWarning]:
     for t, at in zip(spec.transitions, search.fired_at, strict=True):
         if at < 0:
             out.append(ExploreWarning("transition_never_fired", t.label(), f"never fired{scope}"))
+    after = len(search.slots)
     for slot, (tidx, gpos) in enumerate(search.slots):
         t = spec.transitions[tidx]
         g = t.guards[gpos]
         subject = f"guard {g.name!r} of {t.label()}"
-        yes, no = search.guard_true[slot], search.guard_false[slot]
+        first_yes = search.guard_true[slot]
+        yes = first_yes or search.guard_true[slot + after]
+        no = search.guard_false[slot] or search.guard_false[slot + after]
         if yes is None:
             witness = None if no is None else search.trace(no[0], no[1], f"{g.name} false")[0]
             what = "never true" if no is not None else "never evaluated"
             out.append(ExploreWarning("guard_never_true", subject, what + scope, witness))
         elif no is None:
             witness = search.trace(yes[0], yes[1], f"{g.name} true")[0]
-            out.append(ExploreWarning("guard_never_false", subject, "never false" + scope, witness))
+            what = "never false" + scope
+            if first_yes is None:  # only ever evaluated once an earlier row had given way
+                what += _complementary(spec, tidx)
+            out.append(ExploreWarning("guard_never_false", subject, what, witness))
     return out
+
+
+def _complementary(spec: Spec, tidx: int) -> str:
+    """Why a guard that is never false, and only ever evaluated after an earlier row sharing
+    its source and event turned the command down at a guard, decides nothing, and what to do."""
+    t = spec.transitions[tidx]
+    earlier: list[str] = []
+    for source in t.source:
+        for other in spec.candidates(source, t.event):
+            if other is t:
+                break
+            if other.guards and other.label() not in earlier:
+                earlier.append(other.label())
+    rows = " or ".join(earlier) if earlier else "an earlier row"
+    fix = (
+        f"with no guard left the row is the fallback of {t.event!r}, which must be tried last"
+        if len(t.guards) == 1
+        else "the row's other guards still apply"
+    )
+    return (
+        f": it is only evaluated once the earlier row {rows} has turned the command down at a "
+        "guard, and then it always holds. The earlier row already takes the other case, so "
+        f"this guard decides nothing: drop it ({fix}), or fix it if it was meant to turn "
+        "something down"
+    )

@@ -54,18 +54,34 @@ __all__ = [
 ]
 
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
-"""The fuzzer's logical clock starts here and ticks one second per request."""
+"""The fuzzer's logical clock starts here and moves on with every request (see
+:data:`CLOCK_STEPS`)."""
+
+CLOCK_STEPS = (
+    timedelta(seconds=1),
+    timedelta(minutes=1),
+    timedelta(seconds=1),
+    timedelta(hours=1),
+    timedelta(seconds=1),
+    timedelta(days=1),
+    timedelta(seconds=1),
+    timedelta(days=30),
+)
+"""How far the logical clock moves from one request to the next, in turn: mostly a second,
+sometimes a minute, an hour, a day or a month, so that deadlines which guards compare with
+``command.at`` are both met and missed within a run."""
 
 _MAX_DELIVERED = 8
 """How many delivered requests the network remembers for duplicates."""
 
-_TIMES: list[datetime] = []
+_TIMES: list[datetime] = [BASE_TIME]
 
 
 def _time(tick: int) -> datetime:
-    """The logical clock: ``BASE_TIME`` plus ``tick`` seconds (cached)."""
+    """The logical clock at request ``tick``: ``BASE_TIME`` plus the first ``tick`` of the
+    :data:`CLOCK_STEPS`, in turn (cached)."""
     while len(_TIMES) <= tick:
-        _TIMES.append(BASE_TIME + timedelta(seconds=len(_TIMES)))
+        _TIMES.append(_TIMES[-1] + CLOCK_STEPS[(len(_TIMES) - 1) % len(CLOCK_STEPS)])
     return _TIMES[tick]
 
 
@@ -373,16 +389,25 @@ class Catalog:
 
     Clients are ``c1..cN``; client ``ci`` acts as ``Actor("useri")`` holding every role whose
     position in the sorted role list is ``i - 1`` modulo the number of clients, so every role
-    has a holder. Entities are ``e1..eM``.
+    has a holder. When a guard or an update reads the command (who sent it), the last of two
+    or more clients holds every role instead, and the roles are shared out among the others:
+    one person who may do everything is who breaks a four-eyes rule. Entities are ``e1..eM``.
     """
 
     def __init__(self, spec: Spec, faults: Faults) -> None:
         self.spec = spec
         self.faults = faults
         roles = sorted({r for t in spec.transitions for r in t.roles})
+        self.reads_command = any(t.reads_command for t in spec.transitions)
+        """Whether a guard or an update reads the command: traces then record each step's
+        time, so they replay alike."""
         n = faults.clients
+        shared = n - 1 if self.reads_command and n > 1 else n
+        actors = [Actor(f"user{i + 1}", roles=roles[i::shared]) for i in range(shared)]
+        if shared < n:
+            actors.append(Actor(f"user{n}", roles=roles))
         self.clients: tuple[tuple[str, Actor], ...] = tuple(
-            (f"c{i + 1}", Actor(f"user{i + 1}", roles=roles[i::n])) for i in range(n)
+            (f"c{i + 1}", actor) for i, actor in enumerate(actors)
         )
         self.entities: tuple[str, ...] = tuple(f"e{i + 1}" for i in range(faults.entities))
         self.start = spec.start()
@@ -395,7 +420,7 @@ class Catalog:
             events = []
             for event in spec.allowed_events(state):
                 ev = self._enabled(state, event)
-                targets = {t.target for t in spec.candidates(state, event)}
+                targets = {t.target_from(state) for t in spec.candidates(state, event)}
                 if all(spec.is_final(t) for t in targets):
                     weight = 1  # ends the entity's life: rarely, so deep states are reached
                 elif any(depth.get(t, 0) > depth.get(state, 0) for t in targets):
@@ -419,7 +444,7 @@ class Catalog:
         self.transition_keys: tuple[str, ...] = tuple(
             sorted(
                 {
-                    transition_key(e, s, t.target)
+                    transition_key(e, s, t.target_from(s))
                     for t in spec.transitions
                     for s in t.source
                     for e in (t.event,)
@@ -452,7 +477,8 @@ class Catalog:
             weight = self._weights[(snapshot.state, ev.name)]
             actor = self.clients[ev.clients[0]][1] if ev.clients else None
             for payload in ev.payloads:
-                d = decide(self.spec, snapshot, Command(ev.name, payload, actor=actor))
+                command = Command(ev.name, payload, actor=actor, at=BASE_TIME)
+                d = decide(self.spec, snapshot, command)
                 if isinstance(d, Accepted) or d.code in VIOLATION_CODES:
                     out.extend([(ev, payload)] * weight)
         return tuple(out)
@@ -496,9 +522,10 @@ def _depths(spec: Spec) -> dict[str, int]:
         for s in frontier:
             for event in spec.allowed_events(s):
                 for t in spec.candidates(s, event):
-                    if t.target not in depth:
-                        depth[t.target] = depth[s] + 1
-                        nxt.append(t.target)
+                    target = t.target_from(s)
+                    if target not in depth:
+                        depth[target] = depth[s] + 1
+                        nxt.append(target)
         frontier = nxt
     return depth
 
@@ -968,26 +995,31 @@ class Harness:
         before: Snapshot | None,
         after: Snapshot | None,
         decision: Decision | None,
+        command: Command | None = None,
     ) -> None:
+        """Add a step to the trace; ``command`` is what was delivered (with its time), when
+        it differs from what the request holds."""
         if req is None:
             self.trace.append(_Step(action, None, "", None, None, None, None, None))
         else:
+            sent = req.command if command is None else command
             self.trace.append(
-                _Step(action, req.client, req.entity, req.command, req.key, before, after, decision)
+                _Step(action, req.client, req.entity, sent, req.key, before, after, decision)
             )
 
     def deliver_request(self, req: Request, action: str, *, keep: bool = False) -> None:
         """Send ``req`` to the store and to the model, then check everything."""
         self.tick += 1
         c = req.command
-        command = Command(c.event, c.payload, c.actor, c.expected_version, _time(self.tick))
+        at = c.at if c.at is not None else _time(self.tick)  # a replayed step keeps its time
+        command = Command(c.event, c.payload, c.actor, c.expected_version, at)
         entity = req.entity
         model = self.model
         before = model.snapshots.get(entity)
         p = model.apply(entity, command, req.key)
         want = p.decision
         after = model.snapshots.get(entity)
-        self._record(action, req, before, after, want)
+        self._record(action, req, before, after, want, command)
         self._count_step()
         try:
             got = self.store.handle(entity, command, idempotency_key=req.key)
@@ -1178,7 +1210,9 @@ class Harness:
         return Trace(
             spec=self.spec.name,
             spec_version=self.spec.version,
-            steps=[_trace_step(s, self.catalog.start) for s in self.trace],
+            steps=[
+                _trace_step(s, self.catalog.start, self.catalog.reads_command) for s in self.trace
+            ],
         )
 
 
@@ -1190,7 +1224,7 @@ def _changed(before: Snapshot, after: Snapshot) -> dict[str, Any]:
     return {k: v for k, v in new.items() if k not in old or old[k] != v}
 
 
-def _trace_step(s: _Step, start: Snapshot) -> TraceStep:
+def _trace_step(s: _Step, start: Snapshot, timed: bool) -> TraceStep:
     if s.action == "crash":
         return TraceStep(action="crash", entity="", state=None)
     assert s.command is not None
@@ -1210,6 +1244,7 @@ def _trace_step(s: _Step, start: Snapshot) -> TraceStep:
         client=s.client,
         code=None if d is None or isinstance(d, Accepted) else d.code,
         changed=changed,
+        at=s.command.at if timed else None,
     )
 
 

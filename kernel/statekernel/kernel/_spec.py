@@ -27,7 +27,16 @@ from ._errors import Problem, SpecError
 from ._model import Snapshot
 from ._steps import Step, compile_step
 
-__all__ = ["Effect", "Guard", "Invariant", "Spec", "Transition", "guard", "invariant"]
+__all__ = [
+    "Effect",
+    "Guard",
+    "Invariant",
+    "Spec",
+    "Transition",
+    "guard",
+    "invariant",
+    "reads_command",
+]
 
 
 def _first_paragraph(doc: str | None) -> str:
@@ -49,28 +58,65 @@ def _name_and_describe(predicate: Guard | Invariant, fn: Callable[..., Any]) -> 
         object.__setattr__(predicate, "description", _first_paragraph(fn.__doc__))
 
 
+def reads_command(fn: object) -> bool:
+    """Whether ``fn`` (a guard's function or an update) takes the command as well: whether it
+    can be called with three positional arguments, ``(ctx, payload, command)``. A callable
+    whose signature cannot be read (some builtins) is taken to take ``(ctx, payload)``."""
+    if not callable(fn):
+        return False
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    try:
+        sig.bind(None, None, None)
+    except TypeError:
+        return False
+    return True
+
+
 @attrs.frozen(repr=False)
 class Guard:
-    """A named, documented predicate ``(ctx, payload) -> bool`` that must hold for a transition
-    to fire. Make one with the :func:`guard` decorator; the docstring is its description, shown
-    in rejections, docs and diagrams."""
+    """A named, documented predicate that must hold for a transition to fire. Make one with
+    the :func:`guard` decorator; the docstring is its description, shown in rejections, docs
+    and diagrams.
 
-    fn: Callable[[Any, Any], bool]
+    The predicate takes ``(ctx, payload)``, or ``(ctx, payload, command)`` when the rule needs
+    who sent the command or when (a four-eyes rule compares ``command.actor.id`` with the
+    actor recorded in the context; a deadline compares ``command.at``). Which one is read from
+    the function's signature when the guard is made (:attr:`reads_command`). Either way it is
+    pure: the command is input, like the payload, never a clock.
+    """
+
+    fn: Callable[..., bool]
     name: str = attrs.field(default="")
     description: str = attrs.field(default="")
+    reads_command: bool = attrs.field(init=False, default=False)
+    """Whether :attr:`fn` takes the command as its third argument."""
 
     def __attrs_post_init__(self) -> None:
         _name_and_describe(self, self.fn)
+        object.__setattr__(self, "reads_command", reads_command(self.fn))
 
-    def __call__(self, ctx: Any, payload: Any) -> bool:
+    def __call__(self, ctx: Any, payload: Any, command: Any = None) -> bool:
+        if self.reads_command:
+            return self.fn(ctx, payload, command)
         return self.fn(ctx, payload)
 
     def negated(self) -> Guard:
-        """The guard that holds exactly when this one does not (named ``not <name>``)."""
+        """The guard that holds exactly when this one does not (named ``not <name>``); it
+        reads the command when this one does."""
         fn = self.fn
+        negation: Callable[..., bool]
+        if self.reads_command:
 
-        def negation(ctx: Any, payload: Any) -> bool:
-            return not fn(ctx, payload)
+            def negation(ctx: Any, payload: Any, command: Any) -> bool:
+                return not fn(ctx, payload, command)
+
+        else:
+
+            def negation(ctx: Any, payload: Any) -> bool:
+                return not fn(ctx, payload)
 
         desc = f"Not: {self.description}" if self.description else ""
         return Guard(negation, name=f"not {self.name}", description=desc)
@@ -98,8 +144,9 @@ class Invariant:
         return f"<invariant {self.name}>"
 
 
-def guard(fn: Callable[[Any, Any], bool]) -> Guard:
-    """Decorator: turn ``def name(ctx, payload) -> bool`` into a :class:`Guard`."""
+def guard(fn: Callable[..., bool]) -> Guard:
+    """Decorator: turn ``def name(ctx, payload) -> bool`` (or ``def name(ctx, payload,
+    command) -> bool``) into a :class:`Guard`."""
     return Guard(fn)
 
 
@@ -113,7 +160,9 @@ class Effect:
     """A message a transition emits when it fires, for other systems (email, ledger, queue).
 
     ``build(ctx, payload)`` returns the message's data from the *new* context and the payload;
-    without it the message carries no data. Accepted decisions return the built messages as
+    without it the message carries no data. It does not take the command: a message that
+    names who acted or when reads it from the new context, where an update that takes the
+    command recorded it. Accepted decisions return the built messages as
     data; stores write them to their outbox in the same transaction. The effects of one
     transition have distinct names, so ``(entity, version, name)`` identifies a message.
     """
@@ -128,6 +177,11 @@ def _name(value: Any) -> Any:
     if isinstance(value, str) and type(value) is not str:
         return str.__str__(value)
     return value
+
+
+def _target(value: Any) -> Any:
+    """A target state name as a plain ``str``, or ``None`` (an internal transition)."""
+    return None if value is None else _name(value)
 
 
 def _tuple_of_str(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -145,8 +199,15 @@ class Transition:
     """One row of the state table: ``event`` moves an entity from ``source`` to ``target``.
 
     - ``source``: a state or a list of states.
-    - ``guards``: :class:`Guard` predicates ``(ctx, payload)``; all must hold.
-    - ``update``: ``(ctx, payload) -> ctx``, the new context (default: unchanged).
+    - ``target``: the state the entity moves to, or ``None`` for an *internal* transition:
+      the entity stays in the state it was in (whichever of the sources), its context may
+      change. Final states admit internal transitions (a repeated close that changes
+      nothing, say), never a way out.
+    - ``guards``: :class:`Guard` predicates ``(ctx, payload)`` or ``(ctx, payload,
+      command)``; all must hold.
+    - ``update``: ``(ctx, payload) -> ctx``, the new context (default: unchanged); or
+      ``(ctx, payload, command) -> ctx`` when the new context records who sent the command
+      or when (``command.actor.id``, ``command.at``), as guards do.
     - ``payload``: an attrs class; dict payloads are structured into it strictly. ``None``
       means the event takes no payload.
     - ``roles``: the actor must hold one of them; an empty list means anyone may fire it.
@@ -156,18 +217,39 @@ class Transition:
 
     event: str = attrs.field(converter=_name)
     source: tuple[str, ...] = attrs.field(converter=_tuple_of_str)
-    target: str = attrs.field(converter=_name)
+    target: str | None = attrs.field(converter=_target)
     guards: tuple[Guard, ...] = attrs.field(default=(), converter=_tuple, kw_only=True)
-    update: Callable[[Any, Any], Any] | None = attrs.field(default=None, kw_only=True)
+    update: Callable[..., Any] | None = attrs.field(default=None, kw_only=True)
     payload: type | None = attrs.field(default=None, kw_only=True)
     roles: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str, kw_only=True)
     effects: tuple[Effect, ...] = attrs.field(default=(), converter=_tuple, kw_only=True)
     examples: tuple[Any, ...] = attrs.field(default=(), converter=_tuple, kw_only=True)
     description: str = attrs.field(default="", kw_only=True)
 
+    @property
+    def internal(self) -> bool:
+        """Whether the transition is internal (``target`` is ``None``)."""
+        return self.target is None
+
+    def target_from(self, state: str) -> str:
+        """The state the entity is in after this transition fires from ``state``: the target,
+        or ``state`` itself for an internal transition."""
+        return state if self.target is None else self.target
+
+    @property
+    def reads_command(self) -> bool:
+        """Whether a guard or the update takes the command (``(ctx, payload, command)``)."""
+        return any(isinstance(g, Guard) and g.reads_command for g in self.guards) or (
+            reads_command(self.update)
+        )
+
     def label(self) -> str:
-        """``event (a, b -> c)``: how problems and tables name this transition."""
-        return f"transition {self.event!r} ({', '.join(self.source)} -> {self.target})"
+        """``transition 'e' (a, b -> c)``, or ``transition 'e' (a, b, internal)``: how problems
+        and tables name this transition."""
+        where = ", ".join(self.source)
+        if self.target is None:
+            return f"transition {self.event!r} ({where}, internal)"
+        return f"transition {self.event!r} ({where} -> {self.target})"
 
 
 @attrs.frozen(eq=False)
@@ -179,9 +261,10 @@ class _Compiled:
     structure: Structurer | None
     roles: frozenset[str]
     guards: tuple[Guard, ...]
-    update: Callable[[Any, Any], Any] | None
+    update: Callable[..., Any] | None
+    update_reads_command: bool
     effects: tuple[Effect, ...]
-    target: str
+    target: str | None
 
 
 def _accepts_args(fn: object, count: int) -> str | None:
@@ -207,6 +290,11 @@ class Spec:
     :class:`~statekernel.kernel.SpecError`. Two transitions may share ``(source, event)`` only
     when guards separate them: they are tried in declaration order, and only the last may be
     unguarded (the fallback).
+
+    Rows sharing ``(state, event)`` are tried in declaration order and the first that passes
+    fires; when none passes, the rejection names the culprit of the row that got furthest
+    (past its roles to the payload, past its payload to a guard), and a ``forbidden``
+    rejection lists the roles of every row.
 
     Building also compiles the spec for ``decide`` (lookup tables and one generated deciding
     function per state and event), so a spec must not be changed after it is built: derive a
@@ -389,9 +477,13 @@ def _validate(spec: Spec) -> list[Problem]:
         for s in t.source:
             if s not in states:
                 add(label, f"unknown source state {s!r}")
-            elif s in spec.final:
-                add(label, f"leaves final state {s!r}; final states have no outgoing transitions")
-        if t.target not in states:
+            elif s in spec.final and t.target is not None:
+                add(
+                    label,
+                    f"leaves final state {s!r}; final states have no way out (an internal "
+                    "transition, target=None, may stay in one)",
+                )
+        if t.target is not None and t.target not in states:
             add(label, f"unknown target state {t.target!r}")
         for s in t.source:
             by_key.setdefault((s, t.event), []).append(t)
@@ -419,14 +511,20 @@ def _validate(spec: Spec) -> list[Problem]:
                     f"guard {getattr(g, '__name__', g)!r} must be decorated with @guard "
                     "(named and documented)",
                 )
-            else:
+            elif not g.reads_command:
                 why = _accepts_args(g.fn, 2)
                 if why:
-                    add(f"{label} guard {g.name!r}", f"a guard takes (ctx, payload); {why}")
-        if t.update is not None:
+                    add(
+                        f"{label} guard {g.name!r}",
+                        f"a guard takes (ctx, payload) or (ctx, payload, command); {why}",
+                    )
+        if t.update is not None and not reads_command(t.update):
             why = _accepts_args(t.update, 2)
             if why:
-                add(f"{label} update", f"an update takes (ctx, payload); {why}")
+                add(
+                    f"{label} update",
+                    f"an update takes (ctx, payload) or (ctx, payload, command); {why}",
+                )
         effect_names: set[str] = set()
         for e in t.effects:
             if not isinstance(e, Effect):
@@ -484,11 +582,11 @@ def _validate(spec: Spec) -> list[Problem]:
                         f"invariant {inv.name!r}", f"does not hold on the initial snapshot ({ok!r})"
                     )
 
-    # graph shape: reachability and ways out
+    # graph shape: reachability and ways out (an internal transition is neither)
     if spec.initial in states:
         edges: dict[str, set[str]] = {}
         for t in spec.transitions:
-            if isinstance(t, Transition):
+            if isinstance(t, Transition) and t.target is not None:
                 for s in t.source:
                     edges.setdefault(s, set()).add(t.target)
         reached = {spec.initial}
@@ -521,25 +619,33 @@ def _compile(spec: Spec) -> None:
             roles=frozenset(t.roles),
             guards=t.guards,
             update=t.update,
+            update_reads_command=reads_command(t.update),
             effects=t.effects,
             target=t.target,
         )
         for s in t.source:
             table.setdefault((s, t.event), []).append(compiled)
     frozen_table = {k: tuple(v) for k, v in table.items()}
-    # One generated deciding function per key; keys with the same candidates share it.
-    steps: dict[tuple[int, ...], Step] = {}
-    for cands in frozen_table.values():
+
+    def sharing(state: str, cands: tuple[_Compiled, ...]) -> tuple[object, ...]:
+        """Keys with the same candidates share one deciding function, unless one of them is
+        internal (its target is the key's state)."""
         indices = tuple(c.index for c in cands)
-        if indices not in steps:
-            steps[indices] = compile_step(cands, spec.invariants, spec.context)
+        return (indices, state) if any(c.target is None for c in cands) else (indices,)
+
+    # One generated deciding function per key, shared as above.
+    steps: dict[tuple[object, ...], Step] = {}
+    for (s, _), cands in frozen_table.items():
+        key = sharing(s, cands)
+        if key not in steps:
+            steps[key] = compile_step(cands, spec.invariants, spec.context, s)
     allowed: dict[str, set[str]] = {}
     for s, e in frozen_table:
         allowed.setdefault(s, set()).add(e)
     object.__setattr__(spec, "_table", frozen_table)
     by_state: dict[str, dict[str, Step]] = {}
     for (s, e), cands in frozen_table.items():
-        by_state.setdefault(s, {})[e] = steps[tuple(c.index for c in cands)]
+        by_state.setdefault(s, {})[e] = steps[sharing(s, cands)]
     object.__setattr__(spec, "_steps", by_state)
     object.__setattr__(spec, "_allowed", {s: tuple(sorted(es)) for s, es in allowed.items()})
     object.__setattr__(spec, "_events", frozenset(t.event for t in spec.transitions))

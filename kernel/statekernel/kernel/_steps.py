@@ -176,16 +176,22 @@ _ACCEPTED_VALUES: dict[str, str] = {
 
 
 def compile_step(
-    candidates: Sequence[_Compiled], invariants: Sequence[Invariant], context: type
+    candidates: Sequence[_Compiled], invariants: Sequence[Invariant], context: type, state: str
 ) -> Step:
     """Generate the deciding function for one ``(state, event)`` key.
+
+    ``state`` is the key's state: the target of its internal candidates (``target=None``). A
+    guard or update that reads the command is called with ``command`` as its third argument.
 
     ``candidates`` are the key's transitions in the order they are tried. One candidate (the
     usual case) becomes straight-line code whose soft rejections (``forbidden``,
     ``invalid_payload``, ``guard_rejected``) return at once. Several become one block each,
-    ``while True: ... break``: a soft rejection leaves the block for the next candidate, the
-    first candidate's rejection is kept in ``first`` and returned when none fires. A fault, a
-    broken invariant or an acceptance returns from any block. For a transition with one guard,
+    ``while True: ... break``: a soft rejection leaves the block for the next candidate. The
+    rejection of the row that got furthest (past its roles to the payload, or past its payload
+    to a guard; the first such row on a tie) is kept in ``best``, with how far it got in
+    ``level``, and returned when none fires; when every row stopped at its roles, the
+    ``forbidden`` rejection lists the roles of every row. A fault, a broken invariant or an
+    acceptance returns from any block. For a transition with one guard,
     an update and the spec's one invariant, the generated source reads::
 
         def step(snapshot, command, event, state):
@@ -227,29 +233,35 @@ def compile_step(
         "    ctx = snapshot.context",
         "    raw = command.payload",
     ]
+    if several:
+        lines += ["    best = None", "    level = 0"]
     for k, c in enumerate(candidates):
         body: list[str] = []
 
-        def reject(expr: str, k: int = k) -> list[str]:
-            """How candidate ``k`` gives way on a soft rejection ``expr``."""
+        def reject(expr: str, level: int, k: int = k) -> list[str]:
+            """How candidate ``k`` gives way on a soft rejection ``expr`` that got as far as
+            ``level`` (0 roles, 1 payload, 2 guards)."""
             if not several:
                 return [f"return {expr}"]
-            if k == 0:
-                return [f"first = {expr}", "break"]
-            return ["break"]  # the first candidate's rejection is already in `first`
+            if level == 0:
+                return ["break"]  # `forbidden` is built at the end, with every row's roles
+            keep = [f"best = {expr}", f"level = {level}"]
+            if k == 0:  # nothing got further yet
+                return [*keep, "break"]
+            return [f"if level < {level}:", *_indent(keep), "break"]
 
         if c.roles:
             ns[f"roles_{k}"] = c.roles
             body += [
                 f"if actor is None or roles_{k}.isdisjoint(actor.roles):",
-                *_indent(reject(f"forbidden(event, roles_{k}, actor)")),
+                *_indent(reject(f"forbidden(event, roles_{k}, actor)", 0)),
             ]
         if c.structure is None:
             body += [
                 "if raw is None or (isinstance(raw, Mapping) and not raw):",
                 "    payload = None",
                 "else:",
-                *_indent(reject("no_payload(event, raw)")),
+                *_indent(reject("no_payload(event, raw)", 1)),
             ]
         else:
             ns[f"structure_{k}"] = c.structure
@@ -257,28 +269,30 @@ def compile_step(
                 "try:",
                 f"    payload = structure_{k}(raw)",
                 "except PayloadError as exc:",
-                *_indent(reject("invalid_payload(event, exc.field, exc.reason)")),
+                *_indent(reject("invalid_payload(event, exc.field, exc.reason)", 1)),
                 "except Exception as exc:  # the payload class's own validators said no",
-                *_indent(reject('invalid_payload(event, "", str(exc))')),
+                *_indent(reject('invalid_payload(event, "", str(exc))', 1)),
             ]
         for j, g in enumerate(c.guards):
             ns[f"guard_{k}_{j}"] = g.fn
             ns[f"guard_obj_{k}_{j}"] = g
+            args = "ctx, payload, command" if g.reads_command else "ctx, payload"
             body += [
                 "try:",
-                f"    ok = guard_{k}_{j}(ctx, payload)",
+                f"    ok = guard_{k}_{j}({args})",
                 "except Exception as exc:",
                 f"    return guard_raised(guard_obj_{k}_{j}, exc)",
                 "if ok is not True:",
                 "    if ok is not False:",
                 f"        return guard_returned(guard_obj_{k}_{j}, ok)",
-                *_indent(reject(f"guard_rejected(guard_obj_{k}_{j}, event, state)")),
+                *_indent(reject(f"guard_rejected(guard_obj_{k}_{j}, event, state)", 2)),
             ]
         if c.update is not None:
             ns[f"update_{k}"] = c.update
+            args = "ctx, payload, command" if c.update_reads_command else "ctx, payload"
             body += [
                 "try:",
-                f"    new_ctx = update_{k}(ctx, payload)",
+                f"    new_ctx = update_{k}({args})",
                 "except Exception as exc:",
                 "    return update_raised(event, exc)",
                 "if type(new_ctx) is not context and not isinstance(new_ctx, context):",
@@ -286,7 +300,7 @@ def compile_step(
             ]
         else:
             body.append("new_ctx = ctx")
-        ns[f"target_{k}"] = c.target
+        ns[f"target_{k}"] = state if c.target is None else c.target
         for j, inv in enumerate(invariants):
             ns[f"invariant_{j}"] = inv.fn
             ns[f"invariant_obj_{j}"] = inv
@@ -334,7 +348,12 @@ def compile_step(
         else:
             lines += _indent(body, 4)
     if several:
-        lines.append("    return first")
+        ns["roles_all"] = frozenset().union(*(c.roles for c in candidates))
+        lines += [
+            "    if best is None:  # every row stopped at its roles",
+            "        return forbidden(event, roles_all, actor)",
+            "    return best",
+        ]
     code = compile("\n".join(lines), "<statekernel generated step>", "exec")
     exec(code, ns)
     step: Step = ns["step"]

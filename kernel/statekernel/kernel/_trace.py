@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,9 @@ class TraceStep:
     network delays it; it reaches nothing yet), ``crash`` (the store restarts; no command).
     ``state`` is
     the entity's state after the step, ``code`` the rejection code (``None`` when accepted),
-    ``changed`` the context fields this step changed, as plain data.
+    ``changed`` the context fields this step changed, as plain data. ``at`` is the time the
+    command carried (``None`` when it carried none), so guards and updates that read it
+    replay alike.
     """
 
     event: str | None = None
@@ -89,6 +92,7 @@ class TraceStep:
     client: str | None = None
     code: str | None = None
     changed: Mapping[str, Any] = attrs.field(factory=dict)
+    at: datetime | None = None
 
     def command(self) -> Command:
         """The command this step sends."""
@@ -97,6 +101,7 @@ class TraceStep:
             self.payload,
             actor=self.actor,
             expected_version=self.expected_version,
+            at=self.at,
         )
 
     def to_data(self) -> dict[str, Any]:
@@ -115,6 +120,8 @@ class TraceStep:
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
+        if self.at is not None:
+            data["at"] = self.at.isoformat()
         if self.changed:
             data["changed"] = plain(self.changed)
         return data
@@ -134,10 +141,12 @@ class TraceStep:
             client=data.get("client"),
             code=data.get("code"),
             changed=data.get("changed", {}),
+            at=None if data.get("at") is None else datetime.fromisoformat(data["at"]),
         )
 
     def describe(self) -> str:
-        """One line: ``[client] action event(payload) on entity by actor key=... -> state``."""
+        """One line: ``[client] action event(payload) on entity by actor at time key=... ->
+        state``."""
         if self.action == "crash":
             return "crash: the store restarts"
         parts = []
@@ -149,6 +158,8 @@ class TraceStep:
         parts.append(f"{self.event}({payload}) on {self.entity}")
         if self.actor is not None:
             parts.append(f"by {self.actor.id}[{','.join(sorted(self.actor.roles))}]")
+        if self.at is not None:
+            parts.append(f"at {self.at.isoformat()}")
         if self.expected_version is not None:
             parts.append(f"expecting v{self.expected_version}")
         if self.idempotency_key is not None:

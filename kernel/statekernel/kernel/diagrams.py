@@ -11,7 +11,8 @@ What every format shows:
   state leading to an end marker;
 - one edge per transition row and source state (:func:`edges`), sorted by source, event and
   the order in which rows sharing a source and an event are tried; labelled
-  ``event [guard, guard] by role or role / effect, effect`` (the parts that apply);
+  ``event [guard, guard] by role or role / effect, effect`` (the parts that apply); an
+  internal transition is a loop back to its source labelled ``(internal)``;
 - edges with the same event, target and label from several sources drawn as one
   (:func:`merged_edges`): an unlabelled arrow from each source into a small junction, and one
   labelled arrow from there to the target, so a label shows once however many states share
@@ -77,7 +78,8 @@ class Edge:
 
     ``rank`` is its position among the rows sharing ``(source, event)``, in the order
     ``decide`` tries them (0 for the first). ``effects`` names the messages the transition
-    emits to the outbox, in declaration order.
+    emits to the outbox, in declaration order. An internal transition is drawn as a loop back
+    to its source (``target`` is ``source``) labelled ``(internal)``.
     """
 
     source: str
@@ -88,6 +90,7 @@ class Edge:
     index: int
     rank: int
     effects: tuple[str, ...] = ()
+    internal: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -101,6 +104,8 @@ class Edge:
             text += f" [{', '.join(self.guards)}]"
         if self.roles:
             text += f" by {' or '.join(self.roles)}"
+        if self.internal:
+            text += " (internal)"
         if self.effects:
             text += f" / {', '.join(self.effects)}"
         return text
@@ -115,13 +120,14 @@ def edges(spec: Spec) -> tuple[Edge, ...]:
                 out.append(
                     Edge(
                         source=source,
-                        target=t.target,
+                        target=t.target_from(source),
                         event=event,
                         guards=tuple(g.name for g in t.guards),
                         roles=tuple(sorted(t.roles)),
                         index=_index(spec, t),
                         rank=rank,
                         effects=tuple(e.name for e in t.effects),
+                        internal=t.internal,
                     )
                 )
     return tuple(sorted(out, key=lambda e: (e.source, e.event, e.rank)))
@@ -236,9 +242,9 @@ def highlight_trace(spec: Spec, trace: Trace) -> Highlight:
                 continue  # a replayed answer: the entity did not move
             target = step.state
             if target is None:
-                targets = {c.target for c in candidates}
+                targets = {c.target_from(source) for c in candidates}
                 target = targets.pop() if len(targets) == 1 else None
-            chosen = [c for c in candidates if c.target == target]
+            chosen = [c for c in candidates if c.target_from(source) == target]
             if target is None or not chosen:
                 allowed = ", ".join(spec.allowed_events(source)) or "nothing"
                 raise TraceMismatch(

@@ -106,14 +106,16 @@ def spec_page(spec: Spec) -> str:
         )
         roles = ", ".join(_code(r) for r in sorted(t.roles)) or "anyone"
         effects = ", ".join(_code(e.name) for e in t.effects) or "-"
+        target = "(internal: stays)" if t.target is None else _code(t.target)
         lines.append(
-            f"| {', '.join(_code(s) for s in t.source)} | {_code(t.event)} | {_code(t.target)} "
+            f"| {', '.join(_code(s) for s in t.source)} | {_code(t.event)} | {target} "
             f"| {guards or '-'} | {roles} | {_payload_fields(t.payload)} | {effects} |"
         )
     lines += ["", "## Effects", ""]
     emitted: dict[str, list[str]] = {}
     for t in spec.transitions:
-        row = f"{_code(t.event)} ({', '.join(_code(s) for s in t.source)} to {_code(t.target)})"
+        to = "stays" if t.target is None else f"to {_code(t.target)}"
+        row = f"{_code(t.event)} ({', '.join(_code(s) for s in t.source)} {to})"
         for e in t.effects:
             emitted.setdefault(e.name, []).append(row)
     if emitted:

@@ -94,7 +94,7 @@ def render_table(spec: Spec) -> str:
             [
                 ", ".join(t.source),
                 t.event,
-                t.target,
+                "(internal)" if t.target is None else t.target,
                 ", ".join(g.name for g in t.guards) or "-",
                 ", ".join(t.roles) or "anyone",
                 t.payload.__qualname__ if t.payload is not None else "-",
