@@ -113,8 +113,8 @@ def test_show_lists_an_internal_transition(capsys: pytest.CaptureFixture[str]) -
     code, out, _ = run(capsys, "show", "tests.diagrams.diagram_specimens:LINE")
     assert code == 0
     rows = [line.split() for line in out.splitlines()]
-    assert ["closed", "close", "(internal)", "-", "peer", "-"] in rows
-    assert ["idle,", "open", "ping", "(internal)", "-", "anyone", "-"] in rows
+    assert ["closed", "close", "(internal)", "-", "peer", "-", "-"] in rows
+    assert ["idle,", "open", "ping", "(internal)", "-", "anyone", "-", "-"] in rows
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
