@@ -212,3 +212,43 @@ def test_retry_answer_equals_first_answer_with_non_json_values(make_store: Any) 
     rejected = store.handle("a", stale, idempotency_key="k2")
     assert rejected.code == "version_conflict"
     assert store.handle("a", stale, idempotency_key="k2") == rejected
+
+
+def test_a_replayed_answer_says_so_and_still_equals_the_first(make_store: Any) -> None:
+    """``replayed`` tells a retry's answer from a fresh one (an HTTP API's
+    ``Idempotency-Replayed``) without taking part in equality."""
+    store = make_store(SPEC)
+    first = store.handle("a", deposit(5), idempotency_key="k1")
+    again = store.handle("a", deposit(5), idempotency_key="k1")
+    assert isinstance(first, Accepted) and isinstance(again, Accepted)
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again == first
+    refused = store.handle("a", Command("withdraw", {"cents": 50}), idempotency_key="k2")
+    refused_again = store.handle("a", Command("withdraw", {"cents": 50}), idempotency_key="k2")
+    assert refused.code == "guard_rejected"
+    assert (refused.replayed, refused_again.replayed) == (False, True)
+    assert refused_again == refused
+    # not replays: a fresh command, one without a key, and a key reused for another request
+    assert store.handle("a", deposit(1), idempotency_key="k3").replayed is False
+    assert store.handle("a", deposit(1)).replayed is False
+    mismatch = store.handle("a", deposit(6), idempotency_key="k1")
+    assert mismatch.code == "idempotency_mismatch" and mismatch.replayed is False
+    assert store.get("a").version == 3
+
+
+def test_handle_many_marks_replays_like_handle(make_store: Any) -> None:
+    store = make_store(SPEC)
+    if not hasattr(store, "handle_many"):
+        pytest.skip(f"{type(store).__name__} has no handle_many")
+    store.handle("a", deposit(5), idempotency_key="k1")
+    batch = store.handle_many(
+        [
+            ("a", deposit(5), "k1"),  # a retry of a command answered before the batch
+            ("a", deposit(2), "k2"),
+            ("a", deposit(2), "k2"),  # a duplicate within the batch
+            ("a", deposit(3), None),
+        ]
+    )
+    assert [d.replayed for d in batch] == [True, False, True, False]
+    assert batch[1] == batch[2] and batch[1].snapshot.version == 2
+    assert store.get("a").version == 3

@@ -182,6 +182,7 @@ def test_a_lost_commit_is_resolved_not_guessed(
     d = store.handle("a", deposit(5), idempotency_key=key)
     assert FAULTS.commit is None  # the fault did fire
     assert isinstance(d, Accepted) and d.snapshot.version == 2
+    assert d.replayed is False  # the write that landed was this command's own
     check = PostgresStore(SPEC, dsn, schema=schema)
     history = check.history("a")
     assert [r.version for r in history] == [1, 2]  # landed exactly once, either way

@@ -134,7 +134,10 @@ class Store(Protocol):
     def handle(
         self, entity: str, command: Command, *, idempotency_key: str | None = None
     ) -> Decision:
-        """Decide and, if accepted, commit the transition atomically; return the decision."""
+        """Decide and, if accepted, commit the transition atomically; return the decision.
+
+        A retry under an idempotency key already answered returns the first answer, equal to
+        it, with ``replayed`` true (an HTTP API's ``Idempotency-Replayed``)."""
         ...
 
     def get(self, entity: str) -> Snapshot | None:

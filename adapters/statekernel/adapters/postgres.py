@@ -933,7 +933,11 @@ class PostgresStore:
             row = conn.execute(self._sql["load_key"], (name, p.key_record.key)).fetchone()
             if row is None or (row[0], row[1]) != (entity, p.key_record.fingerprint):
                 return None
-            return self._decision(row[2])
+            decision = self._decision(row[2])
+            if w.key is not None and _from_json(row[2], "answer") != _from_json(w.key[4], "answer"):
+                # the same request, answered by a duplicate that committed first
+                decision = attrs.evolve(decision, replayed=True)
+            return decision
         assert p.record is not None
         row = conn.execute(self._sql["audit_at"], (name, entity, p.record.version)).fetchone()
         if row is not None and _from_json(row[0], "audit record") == _from_json(
