@@ -21,24 +21,28 @@ releases in place: ``ADD COLUMN IF NOT EXISTS``, ``CREATE INDEX IF NOT EXISTS``)
 absent, and reads a schema still lacking later columns (everything but the outbox relay methods
 works on it).
 
-One command is one READ COMMITTED transaction: load the snapshot and the key record, call the
-kernel's :func:`~statekernel.kernel.plan`, then write with a version compare-and-swap
-(``UPDATE ... WHERE version = <loaded>``, or ``INSERT ... ON CONFLICT DO NOTHING`` for a new
-entity; the key row likewise). If the swap touches no row (or a unique constraint fires)
-another writer won, so the whole transaction runs again: the next plan may be the stored
-answer under the key, or a ``version_conflict`` decided by the kernel. Serialization failures
-(40001) and deadlocks (40P01) also re-run the whole transaction. Re-runs are bounded and back
-off exponentially with jitter; when they run out the store raises
-:class:`~statekernel.adapters.errors.StoreBusy`. Nothing else is retried. The hot path is
-plain SQL: no advisory locks, no LISTEN/NOTIFY. A re-run loads the snapshot ``FOR UPDATE``,
-so a writer that lost once queues on the row instead of racing again.
+One command (or one ``handle_many`` batch) is one READ COMMITTED transaction driven by the
+shared store core (:mod:`statekernel.adapters._core`): load the snapshot and the key record,
+plan, then write with a version compare-and-swap (``UPDATE ... WHERE version = <loaded>``, or
+``INSERT ... ON CONFLICT DO NOTHING`` for a new entity; the key row likewise). If the swap
+touches no row (or a unique constraint fires) another writer won, so the whole transaction
+runs again: the next plan may be the stored answer under the key, or a ``version_conflict``
+decided by the kernel. Serialization failures (40001) and deadlocks (40P01) also re-run the
+whole transaction. Re-runs are bounded and back off exponentially with jitter; when they run
+out the store raises :class:`~statekernel.adapters.errors.StoreBusy`. Nothing else is
+retried. The hot path is plain SQL: no advisory locks, no LISTEN/NOTIFY. A re-run loads the
+snapshot ``FOR UPDATE``, so a writer that lost once queues on the row instead of racing again.
+The snapshot write returns the context as ``jsonb`` gives it back, so the next load of an
+unchanged row reuses the decoded snapshot instead of decoding it again.
 
 If the connection breaks during ``COMMIT`` the store does not guess. On a fresh connection it
-repeats the write's compare-and-swap in a transaction it always rolls back (so it waits for
-any transaction still holding the rows) and then reads the key record, or the audit row at
-the new version: if the write landed, the answer is the one that was committed; if it
-certainly did not, the command runs again. If it cannot find out,
-:class:`~statekernel.adapters.errors.CommitOutcomeUnknown`.
+repeats the transaction's first compare-and-swap in a transaction it always rolls back (so it
+waits for any transaction still holding the rows) and then reads the key record, or the audit
+row at the new version: if they hold exactly what this transaction wrote, it landed (all of
+it: a transaction is atomic) and its answers stand; otherwise it certainly did not, and the
+command runs again. If it cannot find out,
+:class:`~statekernel.adapters.errors.CommitOutcomeUnknown`. ``verify`` and ``explain`` read
+from one ``REPEATABLE READ`` snapshot.
 
 Values are stored as JSON text cast to ``jsonb``. Integers of any size round-trip exactly
 (``jsonb`` keeps numbers as ``numeric``); floats are written in positional notation so that
@@ -63,11 +67,11 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 import psycopg
@@ -77,34 +81,16 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
-from statekernel.kernel import (
-    Accepted,
-    AuditRecord,
-    Command,
-    Decision,
-    KeyRecord,
-    Plan,
-    Snapshot,
-    Spec,
-    UnsupportedType,
-    check_identifier,
-    decision_from_data,
-    decision_to_data,
-    plan,
-    record_from_data,
-    record_to_data,
-    snapshot_from_data,
-    snapshot_to_data,
-    unstructure,
-)
+from statekernel.kernel import AuditRecord, Spec
 
-from .base import OutboxEntry, check_limit, outbox_ids, stamp, utcnow
+from ._core import Conflict, Core, Json, KeyRow, OutboxRow, Retries, SnapshotRow, Writes
+from ._shell import SyncStore
+from .base import utcnow
 from .errors import (
     CommitOutcomeUnknown,
     SchemaMismatch,
     SchemaMissing,
     StoreBusy,
-    StoreCorrupt,
     StoreDataError,
     StoreError,
     StoreReadOnly,
@@ -117,6 +103,7 @@ FORMAT: Final = 1
 """The version of the table layout this module writes (kept in the ``meta`` table)."""
 
 _Conn = psycopg.Connection[Any]
+_T = TypeVar("_T")
 _RETRYABLE: Final = frozenset({"40001", "40P01", "23505"})
 """SQLSTATEs that re-run a command's whole transaction: serialization failure, deadlock, and
 a unique violation (another writer took the row first; the compare-and-swap statements use
@@ -192,16 +179,7 @@ _EXPONENT: Final = re.compile(r"(?:^|[:,\[])-?\d+(?:\.\d+)?[eE]")
 also match inside a string, which only costs the careful path)."""
 
 
-def _plain(convert: Callable[[Any], Any], value: object, what: str) -> Any:
-    """``convert(value)``: plain data, or StoreDataError when ``value`` holds a type the
-    codec does not know."""
-    try:
-        return convert(value)
-    except UnsupportedType as exc:
-        raise StoreDataError(f"{what} cannot be stored as plain data: {exc}") from exc
-
-
-def _to_json(data: object, what: str) -> str:
+def _to_json(data: object) -> str:
     """Plain ``data`` as JSON text for a ``jsonb`` column, or StoreDataError.
 
     The C encoder does the common case; anything it might get wrong for ``jsonb`` (NaN,
@@ -215,17 +193,7 @@ def _to_json(data: object, what: str) -> str:
     else:
         if "\\u0000" not in text and not _EXPONENT.search(text):
             return text
-    try:
-        return _json_text(data)
-    except StoreDataError as exc:
-        raise StoreDataError(f"{what}: {exc}") from None
-
-
-def _from_json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise StoreDataError(f"stored {what} is not readable JSON: {exc}") from exc
+    return _json_text(data)
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -233,6 +201,10 @@ def _utc(at: datetime | None) -> datetime | None:
     if at is None or at.tzinfo is not None:
         return at
     return at.replace(tzinfo=UTC)
+
+
+JSONB: Final = Json(_to_json)
+"""The JSON flavour of this store: text that ``jsonb`` stores and gives back exactly."""
 
 
 # --- driver errors: the one translation point -------------------------------------------
@@ -443,8 +415,15 @@ class _ConnectionSource(_Source):
 # --- transactions -------------------------------------------------------------------------
 
 
-def _begin(conn: _Conn) -> None:
-    if conn.autocommit:
+def _begin(conn: _Conn, consistent: bool = False) -> None:
+    """READ COMMITTED, or (``consistent``) one REPEATABLE READ, read-only snapshot."""
+    if consistent:
+        conn.execute(
+            b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            if conn.autocommit
+            else b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        )
+    elif conn.autocommit:
         conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED")
     elif conn.isolation_level != psycopg.IsolationLevel.READ_COMMITTED:
         conn.execute(b"SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -471,31 +450,29 @@ def _rollback(conn: _Conn) -> None:
         conn.close()
 
 
-class _LostRace(Exception):
-    """A compare-and-swap touched no row: another writer won; run the transaction again."""
+class _Tx:
+    """One transaction on ``conn``: what it wrote (for COMMIT and the lost-COMMIT probe)."""
 
+    __slots__ = ("conn", "writes", "wrote")
 
-@attrs.frozen
-class _Writes:
-    """A plan's write set, encoded for the database (encoding happens before any write)."""
-
-    snapshot: tuple[str, str, int] | None
-    audit: tuple[Any, ...] | None
-    outbox: tuple[tuple[str, str], ...]
-    key: tuple[Any, ...] | None
+    def __init__(self, conn: _Conn) -> None:
+        self.conn = conn
+        self.writes: list[Writes] = []
+        self.wrote = False
 
 
 _STATEMENTS: Final = {
-    "load": "SELECT state, context::text, version FROM {s}.snapshots"
+    "load": "SELECT state, version, context::text FROM {s}.snapshots"
     " WHERE spec = %s AND entity = %s",
-    "load_locked": "SELECT state, context::text, version FROM {s}.snapshots"
+    "load_locked": "SELECT state, version, context::text FROM {s}.snapshots"
     " WHERE spec = %s AND entity = %s FOR UPDATE",
     "load_key": "SELECT entity, fingerprint, decision::text, at FROM {s}.keys"
     " WHERE scope = %s AND key = %s",
     "insert_snapshot": "INSERT INTO {s}.snapshots (spec, entity, state, context, version)"
-    " VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT (spec, entity) DO NOTHING",
+    " VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT (spec, entity) DO NOTHING"
+    " RETURNING context::text",
     "update_snapshot": "UPDATE {s}.snapshots SET state = %s, context = %s::jsonb, version = %s"
-    " WHERE spec = %s AND entity = %s AND version = %s",
+    " WHERE spec = %s AND entity = %s AND version = %s RETURNING context::text",
     "insert_audit": "INSERT INTO {s}.audit (spec, entity, version, event, from_state,"
     " to_state, idempotency_key, at, record) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
     "insert_outbox": "INSERT INTO {s}.outbox (spec, entity, version, name, data)"
@@ -569,7 +546,7 @@ def _render(template: str, schema: str) -> bytes:
 # --- the store ----------------------------------------------------------------------------
 
 
-class PostgresStore:
+class PostgresStore(SyncStore[_Tx]):
     """A store for ``spec`` in PostgreSQL.
 
     ``target`` is a DSN (the store opens and closes its own connections), a
@@ -608,8 +585,11 @@ class PostgresStore:
         self.max_retries = max_retries
         self._clock = clock
         self._create = bool(create)
-        self._delivery_ready = True
+        self._delivery_problem: str | None = None
+        self._core = Core(spec, JSONB)
+        self._retries = Retries(max_retries)
         self._random = random.Random()
+        self._pinned = threading.local()  # the connection of a consistent read, per thread
         self._sql = {name: _render(text, schema) for name, text in _STATEMENTS.items()}
         self._source: _Source
         if isinstance(target, str):
@@ -638,7 +618,7 @@ class PostgresStore:
 
     @contextmanager
     def _transaction(self, conn: _Conn) -> Iterator[None]:
-        """BEGIN ... COMMIT for reads and setup: rolled back if the block raises."""
+        """BEGIN ... COMMIT for setup: rolled back if the block raises."""
         _begin(conn)
         try:
             yield
@@ -705,7 +685,12 @@ class PostgresStore:
                     f"{where} lacks the tables {', '.join(missing)}; they were dropped or "
                     "renamed outside the store (nothing was written)"
                 )
-            self._delivery_ready = found.delivered_at
+            if not found.delivered_at:
+                self._delivery_problem = (
+                    f"the outbox in schema {self.schema!r} has no delivered_at column yet; the "
+                    "store was opened with create=False, so it did not add it. Open the schema "
+                    "once with create=True (the default) to upgrade it in place"
+                )
             return
         if found.complete and found.meta is not None:
             return  # nothing to create: no DDL, so no table locks at start-up
@@ -721,357 +706,201 @@ class PostgresStore:
                 conn.execute(self._sql["insert_meta"], (self.spec.name, self.spec.version, FORMAT))
             else:
                 self._check_meta((int(row[0]), int(row[1])))
-        self._delivery_ready = True
+        self._delivery_problem = None
 
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(self._random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+    # -- the driver ------------------------------------------------------------------------
 
-    # -- writing -------------------------------------------------------------------------
+    def _run(self, work: Callable[[_Tx, bool], _T], rerun: bool, doing: Callable[[], str]) -> _T:
+        """``work`` in one READ COMMITTED transaction. A transaction that wrote nothing is
+        rolled back; one whose COMMIT got no reply is resolved by :meth:`_resolve`."""
+        try:
+            with self._source.borrow() as conn:
+                tx = _Tx(conn)
+                _begin(conn)
+                try:
+                    result = work(tx, rerun)
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                if not tx.wrote:
+                    _rollback(conn)
+                    return result
+                try:
+                    _commit(conn)
+                except psycopg.Error as exc:
+                    if exc.sqlstate in _RETRYABLE or not _ambiguous(exc) or not tx.writes:
+                        raise
+                    lost = exc
+                else:
+                    return result
+            self._resolve(tx.writes[0], lost)
+            return result
+        except psycopg.Error as exc:
+            if exc.sqlstate in _RETRYABLE:
+                raise Conflict(
+                    str(exc).strip() or type(exc).__name__, backstop=exc.sqlstate == "23505"
+                ) from exc
+            raise _translate(exc, f"{doing()} ({self._source.where})") from exc
 
-    def handle(
-        self, entity: str, command: Command, *, idempotency_key: str | None = None
-    ) -> Decision:
-        """Decide ``command`` on ``entity`` and commit the plan's whole write set in one
-        transaction; return the decision (the first answer, for a retried key).
-
-        Raises :class:`~statekernel.kernel.InvalidIdentifier` for a malformed id or key,
-        :class:`~statekernel.adapters.errors.StoreDataError` for values ``jsonb`` cannot hold,
-        :class:`~statekernel.adapters.errors.StoreBusy` when re-runs run out,
-        :class:`~statekernel.adapters.errors.StoreUnavailable` when the server is gone, and
-        :class:`~statekernel.adapters.errors.CommitOutcomeUnknown` when a lost COMMIT cannot
-        be resolved. Nothing is written in any of these cases except the last, where a retry
-        with the same key answers from what was written.
-        """
-        check_identifier("entity id", entity)
-        if idempotency_key is not None:
-            check_identifier("idempotency key", idempotency_key)
-        command = stamp(command, self._clock())
-        last: Exception | None = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self._backoff(attempt - 1)
-            try:
-                return self._attempt(entity, command, idempotency_key, lock=attempt > 0)
-            except _LostRace as exc:
-                last = exc
-            except psycopg.Error as exc:
-                if exc.sqlstate not in _RETRYABLE:
-                    doing = f"handling {command.event!r} on {entity!r} ({self._source.where})"
-                    raise _translate(exc, doing) from exc
-                last = exc
-        if isinstance(last, pg_errors.UniqueViolation):
-            raise StoreCorrupt(
-                f"{command.event!r} on {entity!r} kept colliding with stored rows ({last}): "
-                "the audit log or key records are ahead of the snapshot; nothing was written"
-            ) from last
-        raise StoreBusy(
-            f"{command.event!r} on {entity!r} lost to concurrent writers "
-            f"{self.max_retries + 1} times in a row ({last}); nothing was written, retry with "
-            "the same idempotency key"
-        ) from last
+    @contextmanager
+    def _reading(self, doing: str, *, consistent: bool = False) -> Iterator[_Tx]:
+        pinned: _Tx | None = getattr(self._pinned, "tx", None)
+        if pinned is not None:  # inside a consistent read on this thread: share it
+            yield pinned
+            return
+        try:
+            with self._source.borrow() as conn:
+                _begin(conn, consistent)
+                tx = _Tx(conn)
+                if consistent:
+                    self._pinned.tx = tx
+                try:
+                    yield tx
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                finally:
+                    self._pinned.tx = None
+                _commit(conn)
+        except psycopg.Error as exc:
+            raise _translate(exc, f"{doing} ({self._source.where})") from exc
 
     def _load(
-        self, conn: _Conn, entity: str, key: str | None, lock: bool
-    ) -> tuple[Snapshot | None, KeyRecord | None]:
-        name = self.spec.name
-        row = conn.execute(self._sql["load_locked" if lock else "load"], (name, entity)).fetchone()
-        current = None
-        if row is not None:
-            current = self._snapshot(row[0], row[1], row[2])
-        stored = None
-        if key is not None:
-            krow = conn.execute(self._sql["load_key"], (name, key)).fetchone()
-            if krow is not None:
-                stored = KeyRecord(key, krow[0], krow[1], self._decision(krow[2]), krow[3])
-        return current, stored
+        self, tx: _Tx, entity: str, key: str | None, lock: bool
+    ) -> tuple[SnapshotRow | None, KeyRow | None]:
+        name, execute = self.spec.name, tx.conn.execute
+        row = execute(self._sql["load_locked" if lock else "load"], (name, entity)).fetchone()
+        stored = None if key is None else execute(self._sql["load_key"], (name, key)).fetchone()
+        return row, stored
 
-    def _attempt(self, entity: str, command: Command, key: str | None, lock: bool) -> Decision:
-        """One run of the command's transaction. ``lock``: load the snapshot ``FOR UPDATE``
-        (re-runs do, so that a busy entity cannot starve a writer; the compare-and-swap
-        still checks)."""
-        where = self._source.where
-        with self._source.borrow() as conn:
-            try:
-                _begin(conn)
-                current, stored = self._load(conn, entity, key, lock)
-                p = plan(self.spec, entity, current, command, key, stored)
-                if not p.writes:
-                    _rollback(conn)
-                    return p.decision
-                writes = self._encode(entity, p)
-                self._write(conn, entity, current, writes)
-            except BaseException:
-                _rollback(conn)
-                raise
-            try:
-                _commit(conn)
-            except psycopg.Error as exc:
-                if exc.sqlstate in _RETRYABLE or not _ambiguous(exc):
-                    raise
-                lost = exc
-            else:
-                return p.decision
-        # The connection broke during COMMIT: find out, on a fresh one, what happened.
-        decision = self._resolve(entity, current, p, writes, lost)
-        if decision is None:
-            raise _LostRace(f"the COMMIT on {where} did not land ({lost})")
-        return decision
+    def _write(self, tx: _Tx, w: Writes) -> None:
+        tx.wrote = True
+        tx.writes.append(w)
+        stored = self._apply(tx.conn, w)
+        if stored is not None and w.snapshot is not None and w.result is not None:
+            self._core.remember(w.entity, w.snapshot.version, stored, w.result)
 
-    def _encode(self, entity: str, p: Plan) -> _Writes:
-        """Every value of the write set as ``jsonb`` text. Each value is turned into plain
-        data once: the answer kept under the key reuses the snapshot's, the record's and the
-        effects' plain forms instead of converting them again."""
-        snapshot = audit = key = None
-        snapshot_data = record_data = None
-        if p.snapshot is not None and p.record is not None:
-            snapshot_data = _plain(snapshot_to_data, p.snapshot, "the new context")
-            r = p.record
-            record_data = _plain(record_to_data, r, "the audit record")
-            snapshot = (
-                p.snapshot.state,
-                _to_json(snapshot_data["context"], "the new context"),
-                p.snapshot.version,
-            )
-            audit = (
-                self.spec.name,
-                entity,
-                r.version,
-                r.event,
-                r.from_state,
-                r.to_state,
-                r.idempotency_key,
-                _utc(r.at),
-                _to_json(record_data, "the audit record"),
-            )
-        effects = [(m.name, _plain(unstructure, m.data, f"effect {m.name!r}")) for m in p.outbox]
-        outbox = tuple((name, _to_json(data, f"effect {name!r}")) for name, data in effects)
-        if p.key_record is not None:
-            k = p.key_record
-            d = k.decision
-            if (
-                isinstance(d, Accepted)
-                and d.snapshot is p.snapshot
-                and d.record is p.record
-                and snapshot_data is not None
-            ):
-                answer: object = {
-                    "accepted": True,
-                    "snapshot": snapshot_data,
-                    "record": record_data,
-                    "effects": [{"name": name, "data": data} for name, data in effects],
-                }
-            else:
-                answer = _plain(decision_to_data, d, "the answer to remember")
-            decision = _to_json(answer, "the answer to remember")
-            key = (self.spec.name, k.key, k.entity, k.fingerprint, decision, _utc(k.at))
-        return _Writes(snapshot, audit, outbox, key)
-
-    def _write(self, conn: _Conn, entity: str, current: Snapshot | None, w: _Writes) -> None:
-        name = self.spec.name
-        if w.snapshot is not None and w.audit is not None:
-            state, context, version = w.snapshot
-            if current is None:
+    def _apply(self, conn: _Conn, w: Writes) -> str | None:
+        """Run the write set's statements; return the context as stored."""
+        name, entity, sql_ = self.spec.name, w.entity, self._sql
+        s, a, stored = w.snapshot, w.audit, None
+        if s is not None and a is not None:
+            if s.expected is None:
                 cur = conn.execute(
-                    self._sql["insert_snapshot"], (name, entity, state, context, version)
+                    sql_["insert_snapshot"], (name, entity, s.state, s.context, s.version)
                 )
             else:
                 cur = conn.execute(
-                    self._sql["update_snapshot"],
-                    (state, context, version, name, entity, current.version),
+                    sql_["update_snapshot"],
+                    (s.state, s.context, s.version, name, entity, s.expected),
                 )
-            if cur.rowcount != 1:
-                raise _LostRace(f"{entity!r} moved on from version {version - 1}")
-            conn.execute(self._sql["insert_audit"], w.audit)
-            for msg_name, data in w.outbox:
-                conn.execute(self._sql["insert_outbox"], (name, entity, version, msg_name, data))
-        if w.key is not None and conn.execute(self._sql["insert_key"], w.key).rowcount != 1:
-            raise _LostRace(f"idempotency key {w.key[1]!r} was taken meanwhile")
+            row = cur.fetchone()
+            if row is None:
+                raise Conflict(f"{entity!r} moved on from version {s.version - 1}")
+            stored = row[0]
+            conn.execute(
+                sql_["insert_audit"],
+                (
+                    name,
+                    entity,
+                    a.version,
+                    a.event,
+                    a.from_state,
+                    a.to_state,
+                    a.key,
+                    _utc(a.at),
+                    self._core.record_text(w),
+                ),
+            )
+            for msg, data in w.outbox:
+                conn.execute(sql_["insert_outbox"], (name, entity, s.version, msg, data))
+        k = w.key
+        if k is not None:
+            row_key = (name, k.key, k.entity, k.fingerprint, k.answer, _utc(k.at))
+            if conn.execute(sql_["insert_key"], row_key).rowcount != 1:
+                raise Conflict(f"idempotency key {k.key!r} was taken meanwhile")
+        return stored
 
-    def _resolve(
-        self,
-        entity: str,
-        current: Snapshot | None,
-        p: Plan,
-        writes: _Writes,
-        lost: psycopg.Error,
-    ) -> Decision | None:
-        """After a COMMIT whose reply was lost: the committed answer, or ``None`` if the write
-        certainly did not land. Raises CommitOutcomeUnknown if it cannot tell."""
+    def _resolve(self, first: Writes, lost: psycopg.Error) -> None:
+        """After a COMMIT whose reply was lost: return if the transaction landed, raise
+        :class:`~._core.Conflict` (run it again) if it certainly did not, and
+        :class:`~.errors.CommitOutcomeUnknown` if that cannot be found out."""
         problem: Exception = lost
         for attempt in range(3):
             if attempt:
-                self._backoff(attempt + 3)
+                time.sleep(self._retries.delay(attempt + 3, self._random))
             try:
                 with self._source.fresh() as conn:
                     _begin(conn)
                     try:
-                        return self._probe(conn, entity, current, p, writes)
+                        landed = self._landed(conn, first)
                     finally:
                         _rollback(conn)
             except psycopg.Error as exc:
                 problem = exc
+                continue
+            if landed:
+                return
+            raise Conflict(f"the COMMIT on {self._source.where} did not land ({lost})")
         raise CommitOutcomeUnknown(
-            f"the connection to {self._source.where} broke during COMMIT of {p.decision!r} "
-            f"on {entity!r} ({lost}) and the outcome could not be checked ({problem}); retry "
-            "with the same idempotency key"
+            f"the connection to {self._source.where} broke during COMMIT of a write on "
+            f"{first.entity!r} ({lost}) and the outcome could not be checked ({problem}); "
+            "retry with the same idempotency key"
         ) from lost
 
-    def _probe(
-        self, conn: _Conn, entity: str, current: Snapshot | None, p: Plan, w: _Writes
-    ) -> Decision | None:
+    def _landed(self, conn: _Conn, w: Writes) -> bool:
+        """Whether the rows of ``w`` are in the database, exactly as written."""
         conn.execute(self._sql["lock_timeout"])
-        name = self.spec.name
         # Repeat the compare-and-swap (this transaction is always rolled back): it waits
         # for a transaction still holding the row, and succeeds only if ours did not land.
         try:
-            self._write(conn, entity, current, w)
-        except _LostRace:
+            self._apply(conn, w)
+        except Conflict:
             pass
         else:
-            return None
-        if p.key_record is not None:
-            row = conn.execute(self._sql["load_key"], (name, p.key_record.key)).fetchone()
-            if row is None or (row[0], row[1]) != (entity, p.key_record.fingerprint):
-                return None
-            decision = self._decision(row[2])
-            if w.key is not None and _from_json(row[2], "answer") != _from_json(w.key[4], "answer"):
-                # the same request, answered by a duplicate that committed first
-                decision = attrs.evolve(decision, replayed=True)
-            return decision
-        assert p.record is not None
-        row = conn.execute(self._sql["audit_at"], (name, entity, p.record.version)).fetchone()
-        if row is not None and _from_json(row[0], "audit record") == _from_json(
-            w.audit[-1] if w.audit else "null", "audit record"
-        ):
-            return p.decision
-        return None
-
-    # -- reading -------------------------------------------------------------------------
-
-    def _snapshot(self, state: str, context: str, version: int) -> Snapshot:
-        data = {"state": state, "context": _from_json(context, "context"), "version": version}
-        try:
-            return snapshot_from_data(self.spec, data)
-        except Exception as exc:
-            raise StoreDataError(
-                f"a stored context no longer fits {self.spec.name!r} v{self.spec.version}: {exc}"
-            ) from exc
-
-    def _decision(self, text: str) -> Decision:
-        try:
-            return decision_from_data(self.spec, _from_json(text, "answer"))
-        except StoreDataError:
-            raise
-        except Exception as exc:
-            raise StoreDataError(f"a stored answer no longer fits the spec: {exc}") from exc
-
-    def _record(self, text: str) -> AuditRecord:
-        try:
-            return record_from_data(self.spec, _from_json(text, "audit record"))
-        except StoreDataError:
-            raise
-        except Exception as exc:
-            raise StoreDataError(f"a stored audit record no longer fits the spec: {exc}") from exc
-
-    def get(self, entity: str) -> Snapshot | None:
-        """The entity's current snapshot, or ``None`` if it was never written."""
-        check_identifier("entity id", entity)
-        with self._connection(f"reading {entity!r}") as conn, self._transaction(conn):
-            row = conn.execute(self._sql["load"], (self.spec.name, entity)).fetchone()
-        return None if row is None else self._snapshot(row[0], row[1], row[2])
-
-    def history(self, entity: str) -> Sequence[AuditRecord]:
-        """The entity's audit records, oldest first."""
-        check_identifier("entity id", entity)
-        doing = f"reading the history of {entity!r}"
-        with self._connection(doing) as conn, self._transaction(conn):
-            rows = conn.execute(self._sql["history"], (self.spec.name, entity)).fetchall()
-        return tuple(self._record(row[0]) for row in rows)
-
-    def entities(self) -> list[str]:
-        """Every entity id with a stored snapshot, sorted (by code point)."""
-        with self._connection("listing entities") as conn, self._transaction(conn):
-            rows = conn.execute(self._sql["entities"], (self.spec.name,)).fetchall()
-        return sorted(row[0] for row in rows)
-
-    def outbox(self, *, after: int = 0, limit: int = 100) -> Sequence[OutboxEntry]:
-        """Outbox rows with ``id > after``, oldest first, at most ``limit`` of them,
-        delivered or not: the outbox as history.
-
-        Not a relay cursor: ids are assigned when rows are inserted, but rows become visible
-        when their transaction commits, so a transaction that commits late can add a row with
-        an id below one a reader has already seen, and a reader polling with
-        ``after=<last id seen>`` skips it for good. Relay with :meth:`pending_outbox` and
-        :meth:`mark_delivered`."""
-        with self._connection("reading the outbox") as conn, self._transaction(conn):
-            rows = conn.execute(self._sql["outbox"], (self.spec.name, after, limit)).fetchall()
-        return tuple(self._entry(row) for row in rows)
-
-    def pending_outbox(self, *, limit: int = 100) -> Sequence[OutboxEntry]:
-        """Outbox rows not yet marked delivered, oldest first (by id), at most ``limit``.
-        A row that commits late, below ids already returned, is returned too: it is pending
-        until it is marked."""
-        check_limit(limit)
-        self._require_delivery()
-        with self._connection("reading the pending outbox") as conn, self._transaction(conn):
-            rows = conn.execute(self._sql["pending"], (self.spec.name, limit)).fetchall()
-        return tuple(self._entry(row) for row in rows)
-
-    def mark_delivered(self, ids: Iterable[int]) -> int:
-        """Mark these outbox rows delivered (at the store's clock, in one transaction) and
-        return how many changed; rows already delivered, unknown ids and other specs' rows
-        are left alone. Re-runs on serialization failures and deadlocks like
-        :meth:`handle`; raises :class:`~statekernel.adapters.errors.StoreBusy` when they
-        run out (marking again is harmless)."""
-        wanted = sorted(outbox_ids(ids))
-        self._require_delivery()
-        if not wanted:
-            return 0
-        at = _utc(self._clock())
-        doing = f"marking {len(wanted)} outbox row(s) delivered ({self._source.where})"
-        last: psycopg.Error | None = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self._backoff(attempt - 1)
-            try:
-                with self._source.borrow() as conn:
-                    _begin(conn)
-                    try:
-                        cur = conn.execute(
-                            self._sql["mark_delivered"], (at, self.spec.name, wanted)
-                        )
-                        changed = cur.rowcount
-                    except BaseException:
-                        _rollback(conn)
-                        raise
-                    _commit(conn)
-                    return changed
-            except psycopg.Error as exc:
-                if exc.sqlstate not in ("40001", "40P01"):
-                    raise _translate(exc, doing) from exc
-                last = exc
-        raise StoreBusy(
-            f"{doing} kept failing serialization ({last}); nothing was written, mark them again"
-        ) from last
-
-    def _require_delivery(self) -> None:
-        if not self._delivery_ready:
-            raise SchemaMismatch(
-                f"the outbox in schema {self.schema!r} has no delivered_at column yet; the "
-                "store was opened with create=False, so it did not add it. Open the schema "
-                "once with create=True (the default) to upgrade it in place"
+            return False
+        name, k = self.spec.name, w.key
+        if k is not None:
+            row = conn.execute(self._sql["load_key"], (name, k.key)).fetchone()
+            return (
+                row is not None
+                and (row[0], row[1], row[3]) == (k.entity, k.fingerprint, _utc(k.at))
+                and json.loads(row[2]) == json.loads(k.answer)
             )
+        assert w.audit is not None
+        row = conn.execute(self._sql["audit_at"], (name, w.entity, w.audit.version)).fetchone()
+        return row is not None and json.loads(row[0]) == json.loads(self._core.record_text(w))
 
-    def _entry(self, row: Any) -> OutboxEntry:
-        data = _from_json(row[4], "outbox data")
-        return OutboxEntry(row[0], row[1], row[2], row[3], data, self.spec.name)
+    def _snapshot_row(self, tx: _Tx, entity: str) -> SnapshotRow | None:
+        row: SnapshotRow | None = tx.conn.execute(
+            self._sql["load"], (self.spec.name, entity)
+        ).fetchone()
+        return row
 
-    def purge_keys(self, older_than: datetime) -> int:
-        """Delete key records first answered before ``older_than`` (naive times are UTC);
-        return how many were deleted."""
-        with self._connection("purging keys") as conn, self._transaction(conn):
-            cur = conn.execute(self._sql["purge"], (self.spec.name, _utc(older_than)))
-            return cur.rowcount
+    def _history(self, tx: _Tx, entity: str) -> list[AuditRecord]:
+        rows = tx.conn.execute(self._sql["history"], (self.spec.name, entity)).fetchall()
+        what = f"audit record of {entity!r}"
+        return [self._core.record(entity, self._core.loads(row[0], what)) for row in rows]
+
+    def _entity_ids(self, tx: _Tx) -> list[str]:
+        rows = tx.conn.execute(self._sql["entities"], (self.spec.name,)).fetchall()
+        return [row[0] for row in rows]
+
+    def _outbox_rows(self, tx: _Tx, after: int, limit: int) -> list[OutboxRow]:
+        return tx.conn.execute(self._sql["outbox"], (self.spec.name, after, limit)).fetchall()
+
+    def _pending_rows(self, tx: _Tx, limit: int) -> list[OutboxRow]:
+        return tx.conn.execute(self._sql["pending"], (self.spec.name, limit)).fetchall()
+
+    def _mark(self, tx: _Tx, ids: list[int], at: datetime) -> int:
+        tx.wrote = True
+        cur = tx.conn.execute(self._sql["mark_delivered"], (_utc(at), self.spec.name, ids))
+        return cur.rowcount
+
+    def _purge(self, tx: _Tx, older_than: datetime) -> int:
+        tx.wrote = True
+        cur = tx.conn.execute(self._sql["purge"], (self.spec.name, _utc(older_than)))
+        return cur.rowcount
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -1083,6 +912,7 @@ class PostgresStore:
         nothing can be reopened: it raises
         :class:`~statekernel.adapters.errors.StoreUnavailable` if that connection is closed.
         """
+        self._core.forget()
         try:
             self._source.reopen()
         except psycopg.Error as exc:
@@ -1094,8 +924,8 @@ class PostgresStore:
         left to its owner)."""
         self._source.close()
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __repr__(self) -> str:
+        return (
+            f"PostgresStore({self.spec.name!r} v{self.spec.version}, {self._source.where}, "
+            f"schema {self.schema!r})"
+        )
