@@ -1,5 +1,6 @@
 """PostgresStore specifics: connection kinds, reopen, the schema and spec-version check, bad
-input and values jsonb cannot hold. The shared contract is in test_conformance.py."""
+input and values jsonb cannot hold. The shared contract is in conformance/; the
+commit-order gap and the in-place upgrade of the first release's outbox are here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""SqliteStore beyond the shared contract: exact round trips, one transaction per command,
-nothing partial after a failure at any statement, typed errors for bad databases, options."""
+"""SqliteStore beyond the shared contract (conformance/): exact round trips, one transaction
+per command, nothing partial after a failure at any statement, typed errors for bad databases,
+options, migrations of the first release's database."""
 
 from __future__ import annotations
 

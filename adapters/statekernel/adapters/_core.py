@@ -216,7 +216,8 @@ def _bad_float(value: object, path: str = "") -> str | None:
     elif isinstance(value, list | tuple):
         items = enumerate(value)
     for k, v in items:
-        found = _bad_float(v, f"{path}.{k}" if path and isinstance(k, str) else f"{path}[{k}]")
+        where = (f"{path}.{k}" if path else k) if isinstance(k, str) else f"{path}[{k}]"
+        found = _bad_float(v, where)
         if found is not None:
             return found
     return None

@@ -1,7 +1,8 @@
 """``PostgresStore``: the store for PostgreSQL (and wire-compatible distributed SQL engines).
 
-Needs the ``postgres`` extra (psycopg 3 and psycopg-pool); this is the only module that
-imports them.
+Needs the ``postgres`` extra (psycopg 3 and psycopg-pool); only this module and its private
+helpers (``_postgres_sql``: table layout, statements, the ``jsonb`` flavour, the error map;
+``_postgres_sources``: connections) import them.
 
 Schema (in ``schema``; several stores, one per spec, may share it)::
 
@@ -21,10 +22,11 @@ releases in place: ``ADD COLUMN IF NOT EXISTS``, ``CREATE INDEX IF NOT EXISTS``)
 absent, and reads a schema still lacking later columns (everything but the outbox relay methods
 works on it).
 
-One command (or one ``handle_many`` batch) is one READ COMMITTED transaction driven by the
-shared store core (:mod:`statekernel.adapters._core`): load the snapshot and the key record,
-plan, then write with a version compare-and-swap (``UPDATE ... WHERE version = <loaded>``, or
-``INSERT ... ON CONFLICT DO NOTHING`` for a new entity; the key row likewise). If the swap
+One command (or one ``handle_many`` batch) is one READ COMMITTED transaction, driven by the
+store core every store shares (see :mod:`statekernel.adapters.base`): load the snapshot and
+the key record, plan, then write with a version compare-and-swap (``UPDATE ... WHERE
+version = <loaded>``, or ``INSERT ... ON CONFLICT DO NOTHING`` for a new entity; the key row
+likewise). If the swap
 touches no row (or a unique constraint fires) another writer won, so the whole transaction
 runs again: the next plan may be the stored answer under the key, or a ``version_conflict``
 decided by the kernel. Serialization failures (40001) and deadlocks (40P01) also re-run the
@@ -49,7 +51,8 @@ Values are stored as JSON text cast to ``jsonb``. Integers of any size round-tri
 they come back as floats (``-0.0`` comes back as ``0.0``, which is equal). ``NaN``, the
 infinities, and strings holding NUL or lone surrogates cannot be stored in ``jsonb``: such a
 command is refused with :class:`~statekernel.adapters.errors.StoreDataError` and nothing is
-written.
+written, as on every store is a context that would not read back equal (a value of the wrong
+type in a field, say: :meth:`~statekernel.kernel.Spec.context_problem`).
 
 Outbox ids come from an identity column: they order rows, but a transaction that commits late
 can add a row with an id below one a reader has already seen, so ``outbox(after=...)`` is for
@@ -60,394 +63,55 @@ transaction commits (see :mod:`statekernel.adapters.base`).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, Final, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
-import attrs
 import psycopg
-from psycopg import errors as pg_errors
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from statekernel.kernel import AuditRecord, Spec
 
-from ._core import Conflict, Core, Json, KeyRow, OutboxRow, Retries, SnapshotRow, Writes
+from ._core import Conflict, Core, KeyRow, OutboxRow, Retries, SnapshotRow, Writes
+from ._postgres_sources import (
+    Conn,
+    ConnectionSource,
+    DsnSource,
+    PoolSource,
+    Source,
+    begin,
+    commit,
+    rollback,
+)
+from ._postgres_sql import (
+    DDL,
+    FORMAT,
+    INDEXES,
+    JSONB,
+    RETRYABLE,
+    STATEMENTS,
+    TABLES,
+    Found,
+    ambiguous,
+    audit_landed,
+    conflict,
+    key_landed,
+    lock_id,
+    render,
+    translate,
+    utc,
+)
 from ._shell import SyncStore
 from .base import utcnow
-from .errors import (
-    CommitOutcomeUnknown,
-    SchemaMismatch,
-    SchemaMissing,
-    StoreBusy,
-    StoreDataError,
-    StoreError,
-    StoreReadOnly,
-    StoreUnavailable,
-)
+from .errors import CommitOutcomeUnknown, SchemaMismatch, SchemaMissing
 
 __all__ = ["FORMAT", "PostgresStore"]
 
-FORMAT: Final = 1
-"""The version of the table layout this module writes (kept in the ``meta`` table)."""
-
-_Conn = psycopg.Connection[Any]
 _T = TypeVar("_T")
-_RETRYABLE: Final = frozenset({"40001", "40P01", "23505"})
-"""SQLSTATEs that re-run a command's whole transaction: serialization failure, deadlock, and
-a unique violation (another writer took the row first; the compare-and-swap statements use
-ON CONFLICT DO NOTHING, so this is only the constraints backing them up)."""
-
-# --- JSON -------------------------------------------------------------------------------
-
-
-def _float_text(value: float, path: str) -> str:
-    if not math.isfinite(value):
-        raise StoreDataError(
-            f"{path or 'value'} is {value!r}, which PostgreSQL jsonb cannot store; "
-            "nothing was written"
-        )
-    text = repr(value)
-    if "e" in text or "E" in text:  # positional, so that jsonb gives back a float
-        text = format(Decimal(text), "f")
-        if "." not in text:
-            text += ".0"
-    return text
-
-
-def _str_text(value: str, path: str) -> str:
-    if "\x00" in value:
-        raise StoreDataError(
-            f"{path or 'value'} holds a NUL character, which PostgreSQL cannot store; "
-            "nothing was written"
-        )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise StoreDataError(
-            f"{path or 'value'} is not valid Unicode text ({exc.reason}); nothing was written"
-        ) from exc
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _json_text(value: object, path: str = "") -> str:
-    """Plain data as JSON text that ``jsonb`` stores and gives back exactly."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if type(value) is int:
-        try:
-            return str(value)
-        except ValueError as exc:  # more digits than Python converts by default
-            raise StoreDataError(f"{path or 'value'}: {exc}; nothing was written") from exc
-    if type(value) is float:
-        return _float_text(value, path)
-    if type(value) is str:
-        return _str_text(value, path)
-    if type(value) is dict:
-        parts = []
-        for k, v in value.items():
-            if type(k) is not str:
-                raise StoreDataError(f"{path or 'value'} has a non-string key {k!r}")
-            sub = f"{path}.{k}" if path else k
-            parts.append(f"{_str_text(k, sub)}:{_json_text(v, sub)}")
-        return "{" + ",".join(parts) + "}"
-    if type(value) is list or type(value) is tuple:
-        items: Sequence[object] = value
-        return "[" + ",".join(_json_text(v, f"{path}[{i}]") for i, v in enumerate(items)) + "]"
-    raise StoreDataError(
-        f"{path or 'value'} is a {type(value).__qualname__}, which is not plain data"
-    )
-
-
-_EXPONENT: Final = re.compile(r"(?:^|[:,\[])-?\d+(?:\.\d+)?[eE]")
-"""A number in exponent notation, as ``json.dumps`` writes large and tiny floats (it may
-also match inside a string, which only costs the careful path)."""
-
-
-def _to_json(data: object) -> str:
-    """Plain ``data`` as JSON text for a ``jsonb`` column, or StoreDataError.
-
-    The C encoder does the common case; anything it might get wrong for ``jsonb`` (NaN,
-    infinities, NUL, lone surrogates, floats in exponent notation, huge integers) goes
-    through :func:`_json_text`, which is exact and names the offending field."""
-    try:
-        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        text.encode("utf-8")
-    except (ValueError, TypeError):
-        pass
-    else:
-        if "\\u0000" not in text and not _EXPONENT.search(text):
-            return text
-    return _json_text(data)
-
-
-def _utc(at: datetime | None) -> datetime | None:
-    """A time for a ``timestamptz`` column; naive times are taken as UTC."""
-    if at is None or at.tzinfo is not None:
-        return at
-    return at.replace(tzinfo=UTC)
-
-
-JSONB: Final = Json(_to_json)
-"""The JSON flavour of this store: text that ``jsonb`` stores and gives back exactly."""
-
-
-# --- driver errors: the one translation point -------------------------------------------
-
-
-def _ambiguous(exc: psycopg.Error) -> bool:
-    """Whether a failed COMMIT may nevertheless have committed."""
-    state = exc.sqlstate
-    return state is None or state.startswith(("08", "57"))
-
-
-def _translate(exc: psycopg.Error, doing: str) -> StoreError:
-    """The store error for a driver error (raise it ``from exc``)."""
-    text = f"PostgreSQL failed while {doing}: {str(exc).strip() or type(exc).__name__}"
-    if isinstance(
-        exc,
-        pg_errors.SerializationFailure
-        | pg_errors.DeadlockDetected
-        | pg_errors.LockNotAvailable
-        | pg_errors.QueryCanceled,
-    ):
-        return StoreBusy(text)
-    if isinstance(exc, pg_errors.InsufficientPrivilege | pg_errors.ReadOnlySqlTransaction):
-        return StoreReadOnly(text)
-    if isinstance(
-        exc, pg_errors.UndefinedTable | pg_errors.UndefinedColumn | pg_errors.InvalidSchemaName
-    ):
-        return SchemaMismatch(f"{text} (the store's tables are missing or were changed)")
-    if isinstance(exc, psycopg.DataError):
-        return StoreDataError(text)
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return StoreUnavailable(text)
-    return StoreError(text)
-
-
-# --- where connections come from ---------------------------------------------------------
-
-
-def _where(conninfo: str) -> str:
-    """``host:port/dbname`` of a conninfo string, for messages (never the password)."""
-    try:
-        params = conninfo_to_dict(conninfo)
-    except psycopg.Error:
-        return "the given DSN"
-    host = params.get("host") or params.get("hostaddr") or "localhost"
-    return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
-
-
-class _Source:
-    """Hands out connections for one transaction at a time."""
-
-    where: str = "PostgreSQL"
-
-    @contextmanager
-    def borrow(self) -> Iterator[_Conn]:
-        """A connection, idle, for the caller's exclusive use until the block ends."""
-        raise NotImplementedError
-        yield
-
-    @contextmanager
-    def fresh(self) -> Iterator[_Conn]:
-        """A connection other than any that just broke (to resolve a lost COMMIT)."""
-        raise NotImplementedError
-        yield
-
-    def reopen(self) -> None:
-        """Drop connections that may be stale."""
-
-    def close(self) -> None:
-        """Release what the store opened itself."""
-
-
-class _DsnSource(_Source):
-    """Connections the store opens itself, kept idle between commands."""
-
-    def __init__(self, dsn: str, connect_timeout: float, keep_idle: int = 16) -> None:
-        self.dsn = dsn
-        self.where = _where(dsn)
-        self.connect_timeout = connect_timeout
-        self.keep_idle = keep_idle
-        self._lock = threading.Lock()
-        self._idle: list[_Conn] = []
-        self._generation = 0
-        self._closed = False
-
-    def connect(self) -> _Conn:
-        return psycopg.connect(
-            self.dsn, autocommit=True, connect_timeout=max(1, math.ceil(self.connect_timeout))
-        )
-
-    @contextmanager
-    def borrow(self) -> Iterator[_Conn]:
-        with self._lock:
-            if self._closed:
-                raise StoreUnavailable("the store is closed")
-            conn = self._idle.pop() if self._idle else None
-            generation = self._generation
-        if conn is None:
-            conn = self.connect()
-        try:
-            yield conn
-        finally:
-            keep = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
-            with self._lock:
-                if (
-                    keep
-                    and not self._closed
-                    and generation == self._generation
-                    and len(self._idle) < self.keep_idle
-                ):
-                    self._idle.append(conn)
-                    keep = True
-                else:
-                    keep = False
-            if not keep:
-                conn.close()
-
-    @contextmanager
-    def fresh(self) -> Iterator[_Conn]:
-        conn = self.connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    def _drop_idle(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-            self._generation += 1
-        for conn in idle:
-            conn.close()
-
-    def reopen(self) -> None:
-        self._drop_idle()
-        with self._lock:
-            self._closed = False
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self._drop_idle()
-
-
-class _PoolSource(_Source):
-    """Connections from a pool the caller owns (and closes)."""
-
-    def __init__(self, pool: ConnectionPool[Any], timeout: float) -> None:
-        self.pool = pool
-        self.where = f"pool {pool.name!r}"
-        self.timeout = timeout
-
-    @contextmanager
-    def borrow(self) -> Iterator[_Conn]:
-        with self.pool.connection(timeout=self.timeout) as conn:
-            yield conn
-
-    fresh = borrow
-
-    def reopen(self) -> None:
-        self.pool.check()
-
-
-class _ConnectionSource(_Source):
-    """One connection the caller owns: used by one command at a time, never closed by the
-    store. A lost COMMIT is resolved on a new connection to the same DSN."""
-
-    def __init__(self, conn: _Conn, connect_timeout: float) -> None:
-        self.conn = conn
-        self.dsn = conn.info.dsn
-        self.where = _where(self.dsn)
-        self.connect_timeout = connect_timeout
-        self._lock = threading.RLock()
-
-    @contextmanager
-    def borrow(self) -> Iterator[_Conn]:
-        with self._lock:
-            if self.conn.closed:
-                raise StoreUnavailable(
-                    f"the connection given to the store ({self.where}) is closed; "
-                    "give the store a DSN or a pool to let it reconnect"
-                )
-            if self.conn.info.transaction_status != TransactionStatus.IDLE:
-                raise StoreError(
-                    "the connection given to the store is inside a transaction; the store "
-                    "commits its own transactions and will not commit or roll back yours"
-                )
-            yield self.conn
-
-    @contextmanager
-    def fresh(self) -> Iterator[_Conn]:
-        conn = psycopg.connect(
-            self.dsn, autocommit=True, connect_timeout=max(1, math.ceil(self.connect_timeout))
-        )
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    def reopen(self) -> None:
-        with self._lock:
-            if self.conn.closed:
-                raise StoreUnavailable(
-                    f"the connection given to the store ({self.where}) is closed and a store "
-                    "cannot reopen a connection it does not own"
-                )
-
-
-# --- transactions -------------------------------------------------------------------------
-
-
-def _begin(conn: _Conn, consistent: bool = False) -> None:
-    """READ COMMITTED, or (``consistent``) one REPEATABLE READ, read-only snapshot."""
-    if consistent:
-        conn.execute(
-            b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-            if conn.autocommit
-            else b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
-        )
-    elif conn.autocommit:
-        conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED")
-    elif conn.isolation_level != psycopg.IsolationLevel.READ_COMMITTED:
-        conn.execute(b"SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-
-
-def _commit(conn: _Conn) -> None:
-    if conn.autocommit:
-        conn.execute(b"COMMIT")
-    else:
-        conn.commit()
-
-
-def _rollback(conn: _Conn) -> None:
-    """Best effort: end the transaction, or close a connection that cannot."""
-    if conn.closed:
-        return
-    try:
-        if conn.autocommit:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                conn.execute(b"ROLLBACK")
-        else:
-            conn.rollback()
-    except psycopg.Error:
-        conn.close()
 
 
 class _Tx:
@@ -455,95 +119,10 @@ class _Tx:
 
     __slots__ = ("conn", "writes", "wrote")
 
-    def __init__(self, conn: _Conn) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
         self.writes: list[Writes] = []
         self.wrote = False
-
-
-_STATEMENTS: Final = {
-    "load": "SELECT state, version, context::text FROM {s}.snapshots"
-    " WHERE spec = %s AND entity = %s",
-    "load_locked": "SELECT state, version, context::text FROM {s}.snapshots"
-    " WHERE spec = %s AND entity = %s FOR UPDATE",
-    "load_key": "SELECT entity, fingerprint, decision::text, at FROM {s}.keys"
-    " WHERE scope = %s AND key = %s",
-    "insert_snapshot": "INSERT INTO {s}.snapshots (spec, entity, state, context, version)"
-    " VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT (spec, entity) DO NOTHING"
-    " RETURNING context::text",
-    "update_snapshot": "UPDATE {s}.snapshots SET state = %s, context = %s::jsonb, version = %s"
-    " WHERE spec = %s AND entity = %s AND version = %s RETURNING context::text",
-    "insert_audit": "INSERT INTO {s}.audit (spec, entity, version, event, from_state,"
-    " to_state, idempotency_key, at, record) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
-    "insert_outbox": "INSERT INTO {s}.outbox (spec, entity, version, name, data)"
-    " VALUES (%s, %s, %s, %s, %s::jsonb)",
-    "insert_key": "INSERT INTO {s}.keys (scope, key, entity, fingerprint, decision, at)"
-    " VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT (scope, key) DO NOTHING",
-    "audit_at": "SELECT record::text FROM {s}.audit"
-    " WHERE spec = %s AND entity = %s AND version = %s",
-    "history": "SELECT record::text FROM {s}.audit WHERE spec = %s AND entity = %s"
-    " ORDER BY version",
-    "entities": "SELECT entity FROM {s}.snapshots WHERE spec = %s",
-    "outbox": "SELECT id, entity, version, name, data::text FROM {s}.outbox"
-    " WHERE spec = %s AND id > %s ORDER BY id LIMIT %s",
-    "pending": "SELECT id, entity, version, name, data::text FROM {s}.outbox"
-    " WHERE spec = %s AND delivered_at IS NULL ORDER BY id LIMIT %s",
-    "mark_delivered": "UPDATE {s}.outbox SET delivered_at = %s"
-    " WHERE spec = %s AND delivered_at IS NULL AND id = ANY(%s::bigint[])",
-    "purge": "DELETE FROM {s}.keys WHERE scope = %s AND at < %s",
-    "lock_timeout": "SET LOCAL lock_timeout = '5s'",
-    "meta": "SELECT spec_version, format FROM {s}.meta WHERE spec = %s",
-    "insert_meta": "INSERT INTO {s}.meta (spec, spec_version, format) VALUES (%s, %s, %s)",
-}
-
-_DDL: Final = (
-    "CREATE SCHEMA IF NOT EXISTS {s}",
-    "CREATE TABLE IF NOT EXISTS {s}.meta (spec text PRIMARY KEY,"
-    " spec_version bigint NOT NULL, format integer NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS {s}.snapshots (spec text NOT NULL, entity text NOT NULL,"
-    " state text NOT NULL, context jsonb NOT NULL, version bigint NOT NULL CHECK (version > 0),"
-    " PRIMARY KEY (spec, entity))",
-    "CREATE TABLE IF NOT EXISTS {s}.audit (spec text NOT NULL, entity text NOT NULL,"
-    " version bigint NOT NULL CHECK (version > 0), event text NOT NULL,"
-    " from_state text NOT NULL, to_state text NOT NULL, idempotency_key text, at timestamptz,"
-    " record jsonb NOT NULL, PRIMARY KEY (spec, entity, version))",
-    "CREATE TABLE IF NOT EXISTS {s}.keys (scope text NOT NULL, key text NOT NULL,"
-    " entity text NOT NULL, fingerprint text NOT NULL, decision jsonb NOT NULL,"
-    " at timestamptz, PRIMARY KEY (scope, key))",
-    "CREATE TABLE IF NOT EXISTS {s}.outbox (id bigint GENERATED BY DEFAULT AS IDENTITY"
-    " PRIMARY KEY, spec text NOT NULL, entity text NOT NULL, version bigint NOT NULL,"
-    " name text NOT NULL, data jsonb NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS outbox_spec_id ON {s}.outbox (spec, id)",
-    "CREATE INDEX IF NOT EXISTS keys_scope_at ON {s}.keys (scope, at)",
-    # added after the first release: existing schemas gain them in place
-    "ALTER TABLE {s}.outbox ADD COLUMN IF NOT EXISTS delivered_at timestamptz",
-    "CREATE INDEX IF NOT EXISTS outbox_pending ON {s}.outbox (spec, id) WHERE delivered_at IS NULL",
-)
-
-_TABLES: Final = frozenset({"meta", "snapshots", "audit", "keys", "outbox"})
-_INDEXES: Final = frozenset({"outbox_spec_id", "keys_scope_at", "outbox_pending"})
-
-
-@attrs.frozen
-class _Found:
-    """What the catalog shows of the store's schema (read without writing)."""
-
-    tables: frozenset[str]
-    indexes: frozenset[str]
-    delivered_at: bool
-    meta: tuple[int, int] | None
-
-    @property
-    def complete(self) -> bool:
-        """Every table, column and index this version creates is there."""
-        return self.tables >= _TABLES and self.indexes >= _INDEXES and self.delivered_at
-
-
-def _render(template: str, schema: str) -> bytes:
-    return sql.SQL(template).format(s=sql.Identifier(schema)).as_bytes(None)
-
-
-# --- the store ----------------------------------------------------------------------------
 
 
 class PostgresStore(SyncStore[_Tx]):
@@ -590,14 +169,14 @@ class PostgresStore(SyncStore[_Tx]):
         self._retries = Retries(max_retries)
         self._random = random.Random()
         self._pinned = threading.local()  # the connection of a consistent read, per thread
-        self._sql = {name: _render(text, schema) for name, text in _STATEMENTS.items()}
-        self._source: _Source
+        self._sql = {name: render(text, schema) for name, text in STATEMENTS.items()}
+        self._source: Source
         if isinstance(target, str):
-            self._source = _DsnSource(target, connect_timeout)
+            self._source = DsnSource(target, connect_timeout)
         elif isinstance(target, ConnectionPool):
-            self._source = _PoolSource(target, connect_timeout)
+            self._source = PoolSource(target, connect_timeout)
         elif isinstance(target, psycopg.Connection):
-            self._source = _ConnectionSource(target, connect_timeout)
+            self._source = ConnectionSource(target, connect_timeout)
         else:
             raise TypeError(
                 "PostgresStore needs a DSN, a psycopg.Connection or a "
@@ -608,26 +187,26 @@ class PostgresStore(SyncStore[_Tx]):
     # -- plumbing ------------------------------------------------------------------------
 
     @contextmanager
-    def _connection(self, doing: str) -> Iterator[_Conn]:
+    def _connection(self, doing: str) -> Iterator[Conn]:
         """A borrowed connection; every driver error inside becomes a store error."""
         try:
             with self._source.borrow() as conn:
                 yield conn
         except psycopg.Error as exc:
-            raise _translate(exc, f"{doing} ({self._source.where})") from exc
+            raise translate(exc, f"{doing} ({self._source.where})") from exc
 
     @contextmanager
-    def _transaction(self, conn: _Conn) -> Iterator[None]:
+    def _transaction(self, conn: Conn) -> Iterator[None]:
         """BEGIN ... COMMIT for setup: rolled back if the block raises."""
-        _begin(conn)
+        begin(conn)
         try:
             yield
         except BaseException:
-            _rollback(conn)
+            rollback(conn)
             raise
-        _commit(conn)
+        commit(conn)
 
-    def _inspect(self) -> _Found:
+    def _inspect(self) -> Found:
         """Read the catalog (in a read-only transaction): which of the store's tables,
         indexes and columns exist, and the spec's meta row."""
         with self._connection("reading the schema") as conn, self._transaction(conn):
@@ -657,7 +236,7 @@ class PostgresStore(SyncStore[_Tx]):
             if "meta" in tables:
                 row = conn.execute(self._sql["meta"], (self.spec.name,)).fetchone()
                 meta = None if row is None else (int(row[0]), int(row[1]))
-        return _Found(tables & _TABLES, indexes & _INDEXES, delivered_at, meta)
+        return Found(tables & TABLES, indexes & INDEXES, delivered_at, meta)
 
     def _check_meta(self, meta: tuple[int, int]) -> None:
         if meta != (self.spec.version, FORMAT):
@@ -679,7 +258,7 @@ class PostgresStore(SyncStore[_Tx]):
                 if "meta" not in found.tables:
                     what = f"has no statekernel tables, so it {what}"
                 raise SchemaMissing(f"{where} {what}; nothing was created or written")
-            missing = sorted(_TABLES - found.tables)
+            missing = sorted(TABLES - found.tables)
             if missing:
                 raise SchemaMismatch(
                     f"{where} lacks the tables {', '.join(missing)}; they were dropped or "
@@ -694,13 +273,10 @@ class PostgresStore(SyncStore[_Tx]):
             return
         if found.complete and found.meta is not None:
             return  # nothing to create: no DDL, so no table locks at start-up
-        lock_id = int.from_bytes(
-            hashlib.sha256(f"statekernel:{self.schema}".encode()).digest()[:8], "big", signed=True
-        )
         with self._connection("creating the schema") as conn, self._transaction(conn):
-            conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (lock_id,))
-            for ddl in _DDL:
-                conn.execute(_render(ddl, self.schema))
+            conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (lock_id(self.schema),))
+            for ddl in DDL:
+                conn.execute(render(ddl, self.schema))
             row = conn.execute(self._sql["meta"], (self.spec.name,)).fetchone()
             if row is None:
                 conn.execute(self._sql["insert_meta"], (self.spec.name, self.spec.version, FORMAT))
@@ -716,19 +292,19 @@ class PostgresStore(SyncStore[_Tx]):
         try:
             with self._source.borrow() as conn:
                 tx = _Tx(conn)
-                _begin(conn)
+                begin(conn)
                 try:
                     result = work(tx, rerun)
                 except BaseException:
-                    _rollback(conn)
+                    rollback(conn)
                     raise
                 if not tx.wrote:
-                    _rollback(conn)
+                    rollback(conn)
                     return result
                 try:
-                    _commit(conn)
+                    commit(conn)
                 except psycopg.Error as exc:
-                    if exc.sqlstate in _RETRYABLE or not _ambiguous(exc) or not tx.writes:
+                    if exc.sqlstate in RETRYABLE or not ambiguous(exc) or not tx.writes:
                         raise
                     lost = exc
                 else:
@@ -736,11 +312,9 @@ class PostgresStore(SyncStore[_Tx]):
             self._resolve(tx.writes[0], lost)
             return result
         except psycopg.Error as exc:
-            if exc.sqlstate in _RETRYABLE:
-                raise Conflict(
-                    str(exc).strip() or type(exc).__name__, backstop=exc.sqlstate == "23505"
-                ) from exc
-            raise _translate(exc, f"{doing()} ({self._source.where})") from exc
+            if exc.sqlstate in RETRYABLE:
+                raise conflict(exc) from exc
+            raise translate(exc, f"{doing()} ({self._source.where})") from exc
 
     @contextmanager
     def _reading(self, doing: str, *, consistent: bool = False) -> Iterator[_Tx]:
@@ -750,20 +324,20 @@ class PostgresStore(SyncStore[_Tx]):
             return
         try:
             with self._source.borrow() as conn:
-                _begin(conn, consistent)
+                begin(conn, consistent)
                 tx = _Tx(conn)
                 if consistent:
                     self._pinned.tx = tx
                 try:
                     yield tx
                 except BaseException:
-                    _rollback(conn)
+                    rollback(conn)
                     raise
                 finally:
                     self._pinned.tx = None
-                _commit(conn)
+                commit(conn)
         except psycopg.Error as exc:
-            raise _translate(exc, f"{doing} ({self._source.where})") from exc
+            raise translate(exc, f"{doing} ({self._source.where})") from exc
 
     def _load(
         self, tx: _Tx, entity: str, key: str | None, lock: bool
@@ -780,7 +354,7 @@ class PostgresStore(SyncStore[_Tx]):
         if stored is not None and w.snapshot is not None and w.result is not None:
             self._core.remember(w.entity, w.snapshot.version, stored, w.result)
 
-    def _apply(self, conn: _Conn, w: Writes) -> str | None:
+    def _apply(self, conn: Conn, w: Writes) -> str | None:
         """Run the write set's statements; return the context as stored."""
         name, entity, sql_ = self.spec.name, w.entity, self._sql
         s, a, stored = w.snapshot, w.audit, None
@@ -808,7 +382,7 @@ class PostgresStore(SyncStore[_Tx]):
                     a.from_state,
                     a.to_state,
                     a.key,
-                    _utc(a.at),
+                    utc(a.at),
                     self._core.record_text(w),
                 ),
             )
@@ -816,7 +390,7 @@ class PostgresStore(SyncStore[_Tx]):
                 conn.execute(sql_["insert_outbox"], (name, entity, s.version, msg, data))
         k = w.key
         if k is not None:
-            row_key = (name, k.key, k.entity, k.fingerprint, k.answer, _utc(k.at))
+            row_key = (name, k.key, k.entity, k.fingerprint, k.answer, utc(k.at))
             if conn.execute(sql_["insert_key"], row_key).rowcount != 1:
                 raise Conflict(f"idempotency key {k.key!r} was taken meanwhile")
         return stored
@@ -828,14 +402,14 @@ class PostgresStore(SyncStore[_Tx]):
         problem: Exception = lost
         for attempt in range(3):
             if attempt:
-                time.sleep(self._retries.delay(attempt + 3, self._random))
+                time.sleep(self._retries.delay(attempt + 4, self._random))
             try:
                 with self._source.fresh() as conn:
-                    _begin(conn)
+                    begin(conn)
                     try:
                         landed = self._landed(conn, first)
                     finally:
-                        _rollback(conn)
+                        rollback(conn)
             except psycopg.Error as exc:
                 problem = exc
                 continue
@@ -848,7 +422,7 @@ class PostgresStore(SyncStore[_Tx]):
             "retry with the same idempotency key"
         ) from lost
 
-    def _landed(self, conn: _Conn, w: Writes) -> bool:
+    def _landed(self, conn: Conn, w: Writes) -> bool:
         """Whether the rows of ``w`` are in the database, exactly as written."""
         conn.execute(self._sql["lock_timeout"])
         # Repeat the compare-and-swap (this transaction is always rolled back): it waits
@@ -861,15 +435,10 @@ class PostgresStore(SyncStore[_Tx]):
             return False
         name, k = self.spec.name, w.key
         if k is not None:
-            row = conn.execute(self._sql["load_key"], (name, k.key)).fetchone()
-            return (
-                row is not None
-                and (row[0], row[1], row[3]) == (k.entity, k.fingerprint, _utc(k.at))
-                and json.loads(row[2]) == json.loads(k.answer)
-            )
+            return key_landed(conn.execute(self._sql["load_key"], (name, k.key)).fetchone(), k)
         assert w.audit is not None
         row = conn.execute(self._sql["audit_at"], (name, w.entity, w.audit.version)).fetchone()
-        return row is not None and json.loads(row[0]) == json.loads(self._core.record_text(w))
+        return audit_landed(row, self._core.record_text(w))
 
     def _snapshot_row(self, tx: _Tx, entity: str) -> SnapshotRow | None:
         row: SnapshotRow | None = tx.conn.execute(
@@ -894,12 +463,12 @@ class PostgresStore(SyncStore[_Tx]):
 
     def _mark(self, tx: _Tx, ids: list[int], at: datetime) -> int:
         tx.wrote = True
-        cur = tx.conn.execute(self._sql["mark_delivered"], (_utc(at), self.spec.name, ids))
+        cur = tx.conn.execute(self._sql["mark_delivered"], (utc(at), self.spec.name, ids))
         return cur.rowcount
 
     def _purge(self, tx: _Tx, older_than: datetime) -> int:
         tx.wrote = True
-        cur = tx.conn.execute(self._sql["purge"], (self.spec.name, _utc(older_than)))
+        cur = tx.conn.execute(self._sql["purge"], (self.spec.name, utc(older_than)))
         return cur.rowcount
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -916,7 +485,7 @@ class PostgresStore(SyncStore[_Tx]):
         try:
             self._source.reopen()
         except psycopg.Error as exc:
-            raise _translate(exc, f"reopening ({self._source.where})") from exc
+            raise translate(exc, f"reopening ({self._source.where})") from exc
         self._setup()
 
     def close(self) -> None:

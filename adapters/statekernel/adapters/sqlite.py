@@ -10,10 +10,11 @@ write lock first, loads the record under the idempotency key and the entity's sn
 calls the kernel's pure planner (:func:`statekernel.kernel.plan`, the only place where the
 idempotency and version rules live) and writes the plan's rows: snapshot (insert, or update
 guarded by the version it read), audit row, outbox rows and key record. All of them commit
-together or none does; any error rolls the transaction back. Unique constraints on
-``(scope, entity, version)`` in the audit table and ``(scope, key)`` in the key table back
-the planner up. ``scope`` is the spec name, so several stores with different specs can share
-one database file.
+together or none does; any error rolls the transaction back.
+:meth:`SqliteStore.handle_many` runs several commands in one such transaction (one disk sync
+for the batch). Unique constraints on ``(scope, entity, version)`` in the audit table and
+``(scope, key)`` in the key table back the planner up. ``scope`` is the spec name, so several
+stores with different specs can share one database file.
 
 **Durability.** The store puts the database in WAL mode and runs with ``synchronous=FULL``
 by default: a command acknowledged by :meth:`SqliteStore.handle` survives a power cut.
@@ -71,22 +72,41 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import sqlite_utils
-from sqlite_utils import Migrations
 
 from statekernel.kernel import AuditRecord, Spec, check_identifier
 
 from ._core import Core, KeyRow, OutboxRow, SnapshotRow, Writes
 from ._shell import SyncStore
-from .base import as_utc, utcnow
+from ._sqlite_sql import (
+    DELIVERY_MIGRATION,
+    INSERT_AUDIT,
+    INSERT_KEY,
+    INSERT_OUTBOX,
+    INSERT_SNAPSHOT,
+    KNOWN_MIGRATIONS,
+    MARK_CHUNK,
+    MIGRATIONS,
+    PURGE,
+    SELECT_ENTITIES,
+    SELECT_HISTORY,
+    SELECT_OUTBOX,
+    SELECT_PENDING,
+    SELECT_SNAPSHOT,
+    SELECT_SNAPSHOT_AND_KEY,
+    UPDATE_SNAPSHOT,
+    has_table,
+    micros,
+    translate_error,
+)
+from .base import utcnow
 from .errors import (
     CommitOutcomeUnknown,
     SchemaMismatch,
     SchemaMissing,
-    StoreBusy,
     StoreCorrupt,
     StoreError,
     StoreReadOnly,
@@ -104,198 +124,14 @@ __all__ = [
 Synchronous = Literal["FULL", "NORMAL"]
 _T = TypeVar("_T")
 
-MIGRATIONS = Migrations("statekernel")
-"""The schema history of the store's tables (sqlite-utils migrations, applied in order)."""
-
-
-@MIGRATIONS(name="0001_initial")
-def _m0001_initial(db: sqlite_utils.Database) -> None:
-    db.create_table(
-        "statekernel_specs",
-        {"scope": str, "spec_version": int, "created_at": str},
-        pk="scope",
-        not_null={"spec_version", "created_at"},
-        strict=True,
-    )
-    db.create_table(
-        "statekernel_snapshots",
-        {"scope": str, "entity": str, "state": str, "version": int, "context": str},
-        pk=("scope", "entity"),
-        not_null={"state", "version", "context"},
-        strict=True,
-    )
-    db.create_table(
-        "statekernel_audit",
-        {
-            "scope": str,
-            "entity": str,
-            "version": int,
-            "event": str,
-            "payload": str,
-            "actor": str,
-            "from_state": str,
-            "to_state": str,
-            "at": str,
-            "idempotency_key": str,
-        },
-        pk=("scope", "entity", "version"),
-        not_null={"event", "payload", "from_state", "to_state"},
-        strict=True,
-    )
-    db.create_table(
-        "statekernel_keys",
-        {
-            "scope": str,
-            "key": str,
-            "entity": str,
-            "fingerprint": str,
-            "decision": str,
-            "at": str,
-            "at_us": int,
-        },
-        pk=("scope", "key"),
-        not_null={"entity", "fingerprint", "decision"},
-        strict=True,
-    )
-    db.table("statekernel_keys").create_index(
-        ["scope", "at_us"], index_name="statekernel_keys_by_age"
-    )
-    # AUTOINCREMENT: outbox ids are never reused, even after delivered rows are deleted, so a
-    # consumer's "after" cursor stays valid.
-    db.execute(
-        "CREATE TABLE statekernel_outbox ("
-        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " scope TEXT NOT NULL, entity TEXT NOT NULL, version INTEGER NOT NULL,"
-        " name TEXT NOT NULL, data TEXT NOT NULL)"
-    )
-    db.table("statekernel_outbox").create_index(
-        ["scope", "id"], index_name="statekernel_outbox_scope"
-    )
-
-
-@MIGRATIONS(name="0002_outbox_delivery")
-def _m0002_outbox_delivery(db: sqlite_utils.Database) -> None:
-    # NULL until a relay marks the row delivered; existing rows start undelivered (publishing
-    # a message twice is recoverable, never publishing it is not).
-    db.table("statekernel_outbox").add_column("delivered_at", str)
-    db.execute(
-        "CREATE INDEX statekernel_outbox_pending ON statekernel_outbox (scope, id)"
-        " WHERE delivered_at IS NULL"
-    )
-
-
-_DELIVERY_MIGRATION = "0002_outbox_delivery"
-
-_KNOWN_MIGRATIONS = frozenset({"0001_initial", _DELIVERY_MIGRATION})
-"""The names of every migration above (a database with others is from a newer version)."""
-
-
-# -- the hot path's statements (the sqlite3 module caches them prepared) ----------------------
-
-_SELECT_SNAPSHOT = (
-    "SELECT state, version, context FROM statekernel_snapshots WHERE scope = ? AND entity = ?"
-)
-# One round trip for a keyed command: the snapshot (if any) and the key record (if any).
-_SELECT_SNAPSHOT_AND_KEY = (
-    "SELECT s.state, s.version, s.context, k.entity, k.fingerprint, k.decision, k.at"
-    " FROM (SELECT 1) AS one"
-    " LEFT JOIN statekernel_snapshots AS s ON s.scope = ? AND s.entity = ?"
-    " LEFT JOIN statekernel_keys AS k ON k.scope = ? AND k.key = ?"
-)
-_INSERT_SNAPSHOT = (
-    "INSERT INTO statekernel_snapshots (scope, entity, state, version, context)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
-_UPDATE_SNAPSHOT = (
-    "UPDATE statekernel_snapshots SET state = ?, version = ?, context = ?"
-    " WHERE scope = ? AND entity = ? AND version = ?"
-)
-_INSERT_AUDIT = (
-    "INSERT INTO statekernel_audit (scope, entity, version, event, payload, actor, from_state,"
-    " to_state, at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_OUTBOX = (
-    "INSERT INTO statekernel_outbox (scope, entity, version, name, data) VALUES (?, ?, ?, ?, ?)"
-)
-_INSERT_KEY = (
-    "INSERT INTO statekernel_keys (scope, key, entity, fingerprint, decision, at, at_us)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_SELECT_PENDING = (
-    "SELECT id, entity, version, name, data FROM statekernel_outbox"
-    " WHERE scope = ? AND delivered_at IS NULL ORDER BY id LIMIT ?"
-)
-_MARK_CHUNK = 500  # ids per UPDATE, far below SQLite's limit on bound parameters
-_SELECT_HISTORY = (
-    "SELECT version, event, payload, actor, from_state, to_state, at, idempotency_key"
-    " FROM statekernel_audit WHERE scope = ? AND entity = ? ORDER BY version"
-)
-_SELECT_ENTITIES = "SELECT entity FROM statekernel_snapshots WHERE scope = ? ORDER BY entity"
-_SELECT_OUTBOX = (
-    "SELECT id, entity, version, name, data FROM statekernel_outbox"
-    " WHERE scope = ? AND id > ? ORDER BY id LIMIT ?"
-)
-_PURGE = "DELETE FROM statekernel_keys WHERE scope = ? AND at_us < ?"
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-
-
-def _micros(at: datetime) -> int:
-    """Microseconds since the epoch; a naive time is taken as UTC."""
-    return (as_utc(at) - _EPOCH) // _US
-
-
-# -- error translation: the one place sqlite3 errors become store errors ----------------------
-
-_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
-_READONLY = {8}  # SQLITE_READONLY
-_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-_UNAVAILABLE = {10, 13, 14}  # SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
-
-
-def translate_error(exc: sqlite3.Error, doing: str = "") -> StoreError:
-    """The store error for a ``sqlite3`` error (the caller raises it ``from exc``)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    text = str(exc)
-    low = text.lower()
-    where = f" while {doing}" if doing else ""
-    if primary in _BUSY or "locked" in low or "busy" in low:
-        return StoreBusy(f"the database stayed locked{where}: {text}; nothing was written")
-    if primary in _READONLY or "readonly" in low or "read-only" in low:
-        return StoreReadOnly(f"the database is read-only{where}: {text}")
-    if primary in _CORRUPT or "not a database" in low or "malformed" in low:
-        return StoreCorrupt(f"the database is corrupt or not a database{where}: {text}")
-    if isinstance(exc, sqlite3.IntegrityError):
-        return StoreCorrupt(
-            f"a uniqueness backstop fired{where}: {text}; the database was changed outside the "
-            "store (nothing was written)"
-        )
-    if (
-        primary in _UNAVAILABLE
-        or "unable to open" in low
-        or "closed" in low
-        or isinstance(exc, sqlite3.ProgrammingError)
-    ):
-        return StoreUnavailable(f"the database is unavailable{where}: {text}")
-    return StoreError(f"SQLite error{where}: {text}")
-
 
 # -- reading a database without binding a spec (for tools such as the CLI) --------------------
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    ).fetchone()
-    return row is not None
 
 
 def stored_specs(conn: sqlite3.Connection) -> dict[str, int]:
     """``{spec name: spec version}`` for every spec with data in the database."""
     try:
-        if not _has_table(conn, "statekernel_specs"):
+        if not has_table(conn, "statekernel_specs"):
             return {}
         rows = conn.execute("SELECT scope, spec_version FROM statekernel_specs ORDER BY scope")
         return {str(scope): int(version) for scope, version in rows}
@@ -320,7 +156,7 @@ def read_audit_rows(
         sql += " AND a.scope = ?"
         params = (entity, scope)
     try:
-        if not _has_table(conn, "statekernel_audit"):
+        if not has_table(conn, "statekernel_audit"):
             return []
         rows = conn.execute(sql + " ORDER BY a.scope, a.version", params).fetchall()
     except sqlite3.Error as exc:
@@ -489,7 +325,7 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
         try:
             applied = (
                 {m.name for m in MIGRATIONS.applied(db)}
-                if _has_table(conn, MIGRATIONS.migrations_table)
+                if has_table(conn, MIGRATIONS.migrations_table)
                 else set()
             )
             self._check_known_migrations(db)
@@ -500,15 +336,15 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
                 )
         except sqlite3.Error as exc:
             raise translate_error(exc, "checking the schema") from exc
-        if _DELIVERY_MIGRATION not in applied:
+        if DELIVERY_MIGRATION not in applied:
             self._delivery_problem = (
-                f"the database lacks migration {_DELIVERY_MIGRATION} (outbox delivery); the "
+                f"the database lacks migration {DELIVERY_MIGRATION} (outbox delivery); the "
                 "store was opened with create=False, so it did not migrate it. Open it once "
                 "with create=True (the default) to upgrade it in place"
             )
 
     def _schema_ready(self, db: sqlite_utils.Database, conn: sqlite3.Connection) -> bool:
-        if not _has_table(conn, MIGRATIONS.migrations_table):
+        if not has_table(conn, MIGRATIONS.migrations_table):
             return False
         self._check_known_migrations(db)
         if MIGRATIONS.pending(db):
@@ -516,7 +352,7 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
         return self._spec_recorded(conn)
 
     def _check_known_migrations(self, db: sqlite_utils.Database) -> None:
-        unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in _KNOWN_MIGRATIONS]
+        unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in KNOWN_MIGRATIONS]
         if unknown:
             raise SchemaMismatch(
                 f"the database has statekernel schema migrations this version does not know "
@@ -524,7 +360,7 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
             )
 
     def _spec_recorded(self, conn: sqlite3.Connection) -> bool:
-        if not _has_table(conn, "statekernel_specs"):
+        if not has_table(conn, "statekernel_specs"):
             return False
         row = conn.execute(
             "SELECT spec_version FROM statekernel_specs WHERE scope = ?", (self._scope,)
@@ -624,8 +460,8 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
     ) -> tuple[SnapshotRow | None, KeyRow | None]:
         scope = self._scope
         if key is None:
-            return conn.execute(_SELECT_SNAPSHOT, (scope, entity)).fetchone(), None
-        row = conn.execute(_SELECT_SNAPSHOT_AND_KEY, (scope, entity, scope, key)).fetchone()
+            return conn.execute(SELECT_SNAPSHOT, (scope, entity)).fetchone(), None
+        row = conn.execute(SELECT_SNAPSHOT_AND_KEY, (scope, entity, scope, key)).fetchone()
         stored = None
         if row[5] is not None:
             at = None if row[6] is None else datetime.fromisoformat(row[6])
@@ -637,10 +473,10 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
         s, a = w.snapshot, w.audit
         if s is not None and a is not None and w.result is not None:
             if s.expected is None:
-                conn.execute(_INSERT_SNAPSHOT, (scope, entity, s.state, s.version, s.context))
+                conn.execute(INSERT_SNAPSHOT, (scope, entity, s.state, s.version, s.context))
             elif (
                 conn.execute(
-                    _UPDATE_SNAPSHOT, (s.state, s.version, s.context, scope, entity, s.expected)
+                    UPDATE_SNAPSHOT, (s.state, s.version, s.context, scope, entity, s.expected)
                 ).rowcount
                 != 1
             ):
@@ -649,7 +485,7 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
                     "was changed outside the store (nothing was written)"
                 )
             conn.execute(
-                _INSERT_AUDIT,
+                INSERT_AUDIT,
                 (
                     scope,
                     entity,
@@ -665,39 +501,39 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
             )
             if w.outbox:
                 conn.executemany(
-                    _INSERT_OUTBOX,
+                    INSERT_OUTBOX,
                     [(scope, entity, s.version, name, data) for name, data in w.outbox],
                 )
             self._core.remember(entity, s.version, s.context, w.result)
         if w.key is not None:
             k = w.key
-            at_us = None if k.at is None else _micros(k.at)
+            at_us = None if k.at is None else micros(k.at)
             conn.execute(
-                _INSERT_KEY, (scope, k.key, k.entity, k.fingerprint, k.answer, k.at_text, at_us)
+                INSERT_KEY, (scope, k.key, k.entity, k.fingerprint, k.answer, k.at_text, at_us)
             )
 
     def _snapshot_row(self, conn: sqlite3.Connection, entity: str) -> SnapshotRow | None:
-        row: SnapshotRow | None = conn.execute(_SELECT_SNAPSHOT, (self._scope, entity)).fetchone()
+        row: SnapshotRow | None = conn.execute(SELECT_SNAPSHOT, (self._scope, entity)).fetchone()
         return row
 
     def _history(self, conn: sqlite3.Connection, entity: str) -> list[AuditRecord]:
-        rows = conn.execute(_SELECT_HISTORY, (self._scope, entity)).fetchall()
+        rows = conn.execute(SELECT_HISTORY, (self._scope, entity)).fetchall()
         return [self._core.record_columns(entity, *row) for row in rows]
 
     def _entity_ids(self, conn: sqlite3.Connection) -> list[str]:
-        rows = conn.execute(_SELECT_ENTITIES, (self._scope,)).fetchall()
+        rows = conn.execute(SELECT_ENTITIES, (self._scope,)).fetchall()
         return [r[0] for r in rows]
 
     def _outbox_rows(self, conn: sqlite3.Connection, after: int, limit: int) -> list[OutboxRow]:
-        return conn.execute(_SELECT_OUTBOX, (self._scope, after, limit)).fetchall()
+        return conn.execute(SELECT_OUTBOX, (self._scope, after, limit)).fetchall()
 
     def _pending_rows(self, conn: sqlite3.Connection, limit: int) -> list[OutboxRow]:
-        return conn.execute(_SELECT_PENDING, (self._scope, limit)).fetchall()
+        return conn.execute(SELECT_PENDING, (self._scope, limit)).fetchall()
 
     def _mark(self, conn: sqlite3.Connection, ids: list[int], at: datetime) -> int:
         changed, stamp = 0, at.isoformat()
-        for start in range(0, len(ids), _MARK_CHUNK):
-            chunk = ids[start : start + _MARK_CHUNK]
+        for start in range(0, len(ids), MARK_CHUNK):
+            chunk = ids[start : start + MARK_CHUNK]
             changed += conn.execute(
                 "UPDATE statekernel_outbox SET delivered_at = ? WHERE scope = ?"
                 f" AND delivered_at IS NULL AND id IN ({','.join('?' * len(chunk))})",
@@ -706,7 +542,7 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
         return changed
 
     def _purge(self, conn: sqlite3.Connection, older_than: datetime) -> int:
-        return conn.execute(_PURGE, (self._scope, _micros(older_than))).rowcount
+        return conn.execute(PURGE, (self._scope, micros(older_than))).rowcount
 
     def __repr__(self) -> str:
         where = self._path if self._path is not None else "a given connection"
