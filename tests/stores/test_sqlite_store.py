@@ -8,7 +8,7 @@ import itertools
 import json
 import re
 import sqlite3
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -431,26 +431,6 @@ def test_reopen_of_a_path_keeps_everything(tmp_path: Path) -> None:
         store.handle("a", deposit(1))
     store.reopen()
     assert store.get("a").version == 1
-
-
-def test_clock_stamps_commands_without_a_time(tmp_path: Path) -> None:
-    when = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
-    store = SqliteStore(SPEC, tmp_path / "t.db", clock=lambda: when)
-    store.handle("a", deposit(1))
-    assert store.history("a")[0].at == when
-
-
-def test_purge_compares_instants_not_text(tmp_path: Path) -> None:
-    store = SqliteStore(SPEC, tmp_path / "t.db")
-    plus2 = timezone(timedelta(hours=2))
-    early = datetime(2020, 1, 1, 10, 0, tzinfo=plus2)  # 08:00 UTC, but sorts after "09:..."
-    late = datetime(2020, 1, 1, 9, 30, tzinfo=UTC)
-    store.handle("a", attrs.evolve(deposit(1), at=early), idempotency_key="early")
-    store.handle("a", attrs.evolve(deposit(2), at=late), idempotency_key="late")
-    assert store.purge_keys(datetime(2020, 1, 1, 9, 0)) == 1  # naive: taken as UTC
-    keys = [r[0] for r in store.connection.execute("SELECT key FROM statekernel_keys")]
-    assert keys == ["late"]
-    assert [r.idempotency_key for r in store.history("a")] == ["early", "late"]
 
 
 def test_translate_error_maps_each_kind() -> None:

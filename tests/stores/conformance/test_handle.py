@@ -244,3 +244,30 @@ def test_a_snapshot_read_back_unchanged_is_not_decoded_again(make_store: Any) ->
     d = store.handle("a", deposit(5), idempotency_key="k")
     assert store.get("a") is d.snapshot
     assert store.get("a") is store.get("a")
+
+
+def test_clock_stamps_commands_without_a_time(make_store: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    when = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+    store = make_store(SPEC, clock=lambda: when)
+    first = store.handle("a", deposit(1))
+    given = when - timedelta(days=1)
+    second = store.handle("a", attrs.evolve(deposit(1), at=given))
+    assert (first.record.at, second.record.at) == (when, given)
+    assert [r.at for r in store.history("a")] == [when, given]
+
+
+def test_purge_compares_instants_not_text(make_store: Any) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    store = make_store(SPEC)
+    plus2 = timezone(timedelta(hours=2))
+    early = datetime(2020, 1, 1, 10, 0, tzinfo=plus2)  # 08:00 UTC, but sorts after "09:..."
+    late = datetime(2020, 1, 1, 9, 30, tzinfo=UTC)
+    store.handle("a", attrs.evolve(deposit(1), at=early), idempotency_key="early")
+    store.handle("a", attrs.evolve(deposit(2), at=late), idempotency_key="late")
+    assert store.purge_keys(datetime(2020, 1, 1, 9, 0)) == 1  # naive: taken as UTC
+    assert store.handle("a", deposit(2), idempotency_key="late").replayed is True
+    assert store.handle("a", deposit(1), idempotency_key="early").replayed is False  # purged
+    assert [r.idempotency_key for r in store.history("a")] == ["early", "late", "early"]
