@@ -408,7 +408,7 @@ class ForgetsKeys(MemoryStore):
     ) -> Decision:
         d = super().handle(entity, command, idempotency_key=idempotency_key)
         if idempotency_key is not None:
-            self._keys.pop(idempotency_key, None)
+            self._tables.keys.pop(idempotency_key, None)
         return d
 
 
@@ -447,7 +447,7 @@ class NoAuditForSelfLoops(MemoryStore):
     ) -> Decision:
         d = super().handle(entity, command, idempotency_key=idempotency_key)
         if isinstance(d, Accepted) and d.record.from_state == d.record.to_state:
-            rows = self._history[entity]
+            rows = self._tables.history[entity]
             if rows and rows[-1].version == d.snapshot.version:
                 rows.pop()
         return d
@@ -479,10 +479,12 @@ class LosesWritesOnCrash(Wrapper):
 def _checkpoint(store: MemoryStore) -> MemoryStore:
     """A copy of a MemoryStore's contents (its lock cannot be copied)."""
     out = MemoryStore(store.spec)
-    out._snapshots = dict(store._snapshots)
-    out._history = {k: list(v) for k, v in store._history.items()}
-    out._keys = dict(store._keys)
-    out._outbox = list(store._outbox)
+    mine, theirs = out._tables, store._tables
+    mine.snapshots = dict(theirs.snapshots)
+    mine.history = {k: list(v) for k, v in theirs.history.items()}
+    mine.keys = dict(theirs.keys)
+    mine.outbox = list(theirs.outbox)
+    mine.delivered = dict(theirs.delivered)
     return out
 
 

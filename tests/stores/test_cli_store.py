@@ -293,3 +293,42 @@ def test_postgres_history_and_verify_read_a_schema_with_data(
     code, out, _ = run(capsys, "verify", empty_pg_database, "--spec", TARGET)
     assert (code, out.strip()) == (0, "ledger v1: 1 entities verified, ok")
     assert _pg_objects(empty_pg_database) == before
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_row_that_no_longer_fits_is_a_mismatch_on_every_database(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: Any
+) -> None:
+    """The same corrupt row gives the same verdict, exit 1 naming the entity, whichever
+    database holds it (not a store failure, exit 3)."""
+    bad_context = '{"balance": "five"}'
+    if kind == "sqlite":
+        db = str(tmp_path / "app.db")
+        with SqliteStore(SPEC, db) as store:
+            store.handle("a", Command("deposit", {"amount": {"cents": 5}}))
+            store.handle("b", Command("deposit", {"amount": {"cents": 7}}))
+        conn = sqlite3.connect(db)
+        with conn:
+            conn.execute(
+                "UPDATE statekernel_snapshots SET context = ? WHERE entity = 'a'", (bad_context,)
+            )
+        conn.close()
+    else:
+        import psycopg
+
+        from statekernel.adapters.postgres import PostgresStore
+
+        db = request.getfixturevalue("empty_pg_database")
+        with PostgresStore(SPEC, db) as store:
+            store.handle("a", Command("deposit", {"amount": {"cents": 5}}))
+            store.handle("b", Command("deposit", {"amount": {"cents": 7}}))
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE statekernel.snapshots SET context = %s::jsonb WHERE entity = 'a'",
+                (bad_context,),
+            )
+    code, out, err = run(capsys, "verify", db, "--spec", TARGET)
+    assert code == 1, (out, err)
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("MISMATCH a: the stored context of 'a' no longer fits 'ledger' v1")
+    assert lines[1:] == ["ledger v1: 2 entities verified, 1 mismatch(es)"]

@@ -182,6 +182,7 @@ def test_a_lost_commit_is_resolved_not_guessed(
     d = store.handle("a", deposit(5), idempotency_key=key)
     assert FAULTS.commit is None  # the fault did fire
     assert isinstance(d, Accepted) and d.snapshot.version == 2
+    assert d.replayed is False  # the write that landed was this command's own
     check = PostgresStore(SPEC, dsn, schema=schema)
     history = check.history("a")
     assert [r.version for r in history] == [1, 2]  # landed exactly once, either way
@@ -192,6 +193,31 @@ def test_a_lost_commit_is_resolved_not_guessed(
     check.close()
     if conn is not None:
         assert conn.closed
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_lost_commit_of_a_batch_is_resolved_as_a_whole(
+    pg: tuple[str, str, ConnectionPool[Any]], when: str
+) -> None:
+    """A batch is one transaction: its first write tells whether all of it landed."""
+    dsn, schema, pool = pg
+    store = PostgresStore(SPEC, pool, schema=schema)
+    store.handle("a", deposit(1))
+    batch = [
+        ("a", Command("withdraw", {"cents": 99}), "r"),  # a remembered rejection comes first
+        ("a", deposit(5), "k"),
+        ("b", deposit(2), None),
+    ]
+    FAULTS.armed, FAULTS.commit = True, when
+    answers = store.handle_many(batch)
+    assert FAULTS.commit is None  # the fault did fire
+    FAULTS.armed = False
+    assert [d.accepted for d in answers] == [False, True, True]
+    assert not any(d.replayed for d in answers)
+    assert raw_counts(dsn, schema, "a", "k") == {"version": 2, "audit": 2, "outbox": 2, "keys": 1}
+    assert raw_counts(dsn, schema, "b") == {"version": 1, "audit": 1, "outbox": 1, "keys": 0}
+    again = store.handle_many([(e, c, k) for e, c, k in batch if k is not None])
+    assert again == answers[:2] and all(d.replayed for d in again)
 
 
 def test_a_lost_commit_that_cannot_be_checked_is_commit_outcome_unknown(

@@ -1,9 +1,11 @@
 """PostgresStore specifics: connection kinds, reopen, the schema and spec-version check, bad
-input and values jsonb cannot hold. The shared contract is in test_conformance.py."""
+input and values jsonb cannot hold. The shared contract is in conformance/; the
+commit-order gap and the in-place upgrade of the first release's outbox are here."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -18,7 +20,7 @@ from statekernel.adapters.errors import (
     StoreUnavailable,
 )
 from statekernel.adapters.postgres import PostgresStore
-from statekernel.kernel import Command, Effect, InvalidIdentifier, Spec, Transition
+from statekernel.kernel import Command, Effect, Spec, Transition
 
 from .ledger import SPEC
 from .pgutil import fresh_pg_schema, raw_counts
@@ -146,16 +148,6 @@ def test_pool_store(pg: tuple[str, str]) -> None:
 # --- bad input ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 256, 42, None, "a\x00b"])
-def test_get_and_history_validate_the_entity_id(pg: tuple[str, str], bad: object) -> None:
-    dsn, schema = pg
-    with PostgresStore(SPEC, dsn, schema=schema) as store:
-        with pytest.raises(InvalidIdentifier):
-            store.get(bad)  # type: ignore[arg-type]
-        with pytest.raises(InvalidIdentifier):
-            store.history(bad)  # type: ignore[arg-type]
-
-
 def test_another_spec_version_is_a_schema_mismatch_and_writes_nothing(
     pg: tuple[str, str],
 ) -> None:
@@ -237,31 +229,90 @@ def test_floats_come_back_as_the_same_floats(pg: tuple[str, str]) -> None:
             assert type(got) is float and got == v, (v, got)
 
 
-def test_a_stored_context_that_no_longer_fits_is_a_data_error(pg: tuple[str, str]) -> None:
-    dsn, schema = pg
-    with PostgresStore(SPEC, dsn, schema=schema) as store:
-        store.handle("a", deposit(5))
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"""UPDATE "{schema}".snapshots SET context = '{{"balance": "five"}}'""")
-        with pytest.raises(StoreDataError, match="no longer fits"):
-            store.get("a")
+# --- PostgreSQL: the commit-order gap ------------------------------------------------------
 
 
-def test_the_answer_kept_under_a_key_is_the_kernels_plain_data(pg: tuple[str, str]) -> None:
-    """The store composes the remembered answer from the plain forms it already made for the
-    snapshot, record and outbox; it must equal what the kernel's serializer gives."""
-    from statekernel.kernel import decision_to_data
+def test_postgres_pending_outbox_returns_a_row_that_commits_after_a_higher_id(
+    request: pytest.FixtureRequest,
+) -> None:
+    """T1 inserts an outbox row and stays open; T2 commits a row with a higher id. A reader
+    paging with ``outbox(after=last id)`` reads T2's row, and once T1 commits, its row sits
+    below the cursor and is skipped for good; ``pending_outbox`` returns it."""
+    import psycopg
 
-    dsn, schema = pg
+    from statekernel.adapters.postgres import PostgresStore
+
+    dsn, schema = fresh_pg_schema(request)
     store = PostgresStore(SPEC, dsn, schema=schema)
-    try:
-        d = store.handle(
-            "a", Command("deposit", {"amount": {"cents": 3}, "tags": ["t"]}), idempotency_key="k"
-        )
-    finally:
-        store.close()
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(f'SELECT decision FROM "{schema}".keys WHERE key = %s', ("k",))
-        stored = row.fetchone()
-    assert stored is not None
-    assert stored[0] == decision_to_data(d)
+    request.addfinalizer(store.close)
+    with psycopg.connect(dsn) as t1:  # not autocommit: T1 stays open until commit()
+        row = t1.execute(
+            f'INSERT INTO "{schema}".outbox (spec, entity, version, name, data)'
+            " VALUES ('ledger', 'late', 1, 'ledger.deposited', '{\"cents\": 1}') RETURNING id"
+        ).fetchone()
+        assert row is not None
+        late_id = row[0]
+
+        assert store.handle("early", deposit(2)).accepted  # T2 commits while T1 is open
+        seen = list(store.outbox(after=0))
+        assert [(e.entity, e.id > late_id) for e in seen] == [("early", True)]
+        cursor = seen[-1].id
+        # the relay publishes what is pending now and marks it
+        pending = list(store.pending_outbox())
+        assert pending == seen
+        assert store.mark_delivered(e.id for e in pending) == 1
+
+        t1.commit()
+
+    assert list(store.outbox(after=cursor)) == []  # the id cursor skipped T1's row
+    (late,) = store.pending_outbox()  # the relay API did not
+    assert (late.id, late.entity, dict(late.data)) == (late_id, "late", {"cents": 1})
+    assert late.id < cursor
+    assert store.mark_delivered([late.id]) == 1
+    assert list(store.pending_outbox()) == []
+
+
+def test_postgres_schema_of_the_first_release_upgrades_in_place(
+    request: pytest.FixtureRequest,
+) -> None:
+    import psycopg
+
+    from statekernel.adapters.postgres import PostgresStore
+
+    dsn, schema = fresh_pg_schema(request)
+    with PostgresStore(SPEC, dsn, schema=schema) as store:
+        store.handle("old", deposit(7))
+    with psycopg.connect(dsn, autocommit=True) as conn:  # back to the first release's layout
+        conn.execute(f'ALTER TABLE "{schema}".outbox DROP COLUMN delivered_at')
+
+    def layout() -> tuple[bool, bool]:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            column = conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s"
+                " AND table_name = 'outbox' AND column_name = 'delivered_at'",
+                (schema,),
+            ).fetchone()
+            index = conn.execute(
+                "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'outbox_pending'",
+                (schema,),
+            ).fetchone()
+        return column is not None, index is not None
+
+    assert layout() == (False, False)
+    with PostgresStore(SPEC, dsn, schema=schema, create=False) as reader:
+        assert [r.event for r in reader.history("old")] == ["deposit"]
+        with pytest.raises(SchemaMismatch, match="create=True"):
+            reader.pending_outbox()
+        with pytest.raises(SchemaMismatch, match="delivered_at"):
+            reader.mark_delivered([1])
+    assert layout() == (False, False)
+
+    when = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    with PostgresStore(SPEC, dsn, schema=schema, clock=lambda: when) as store:
+        assert layout() == (True, True)
+        (old,) = store.pending_outbox()  # rows from before the upgrade start undelivered
+        assert (old.entity, dict(old.data)) == ("old", {"cents": 7})
+        assert store.mark_delivered([old.id]) == 1
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        stamped = conn.execute(f'SELECT delivered_at FROM "{schema}".outbox').fetchone()
+    assert stamped == (when,)

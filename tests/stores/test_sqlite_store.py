@@ -1,5 +1,6 @@
-"""SqliteStore beyond the shared contract: exact round trips, one transaction per command,
-nothing partial after a failure at any statement, typed errors for bad databases, options."""
+"""SqliteStore beyond the shared contract (conformance/): exact round trips, one transaction
+per command, nothing partial after a failure at any statement, typed errors for bad databases,
+options, migrations of the first release's database."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import itertools
 import json
 import re
 import sqlite3
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,11 @@ from statekernel.adapters.errors import (
     SchemaMismatch,
     StoreBusy,
     StoreCorrupt,
-    StoreDataError,
     StoreError,
     StoreReadOnly,
     StoreUnavailable,
 )
-from statekernel.adapters.sqlite import SqliteStore, stored_specs, translate_error
+from statekernel.adapters.sqlite import MIGRATIONS, SqliteStore, stored_specs, translate_error
 from statekernel.kernel import (
     Accepted,
     Actor,
@@ -35,7 +35,6 @@ from statekernel.kernel import (
     Effect,
     Spec,
     Transition,
-    decision_to_data,
     unstructure,
 )
 
@@ -205,15 +204,6 @@ def test_one_command_is_one_immediate_transaction(tmp_path: Path) -> None:
     assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
     assert verbs[1:-1] == ["SELECT", "UPDATE", "INSERT", "INSERT", "INSERT"]
     assert "version = 1" in statements[2].replace("version = ?", "")  # the version guard
-
-
-def test_stored_answer_is_the_kernels_plain_data(tmp_path: Path) -> None:
-    store = SqliteStore(SPEC, tmp_path / "t.db")
-    first = store.handle("a", deposit(7), idempotency_key="k")
-    rejected = store.handle("a", Command("withdraw", {"cents": 99}), idempotency_key="r")
-    rows = dict(store.connection.execute("SELECT key, decision FROM statekernel_keys"))
-    assert json.loads(rows["k"]) == decision_to_data(first)
-    assert json.loads(rows["r"]) == decision_to_data(rejected)
 
 
 # -- failure after every statement: nothing partial ------------------------------------------
@@ -391,41 +381,6 @@ def test_a_held_lock_is_store_busy_and_nothing_is_written(tmp_path: Path) -> Non
     assert store.handle("a", deposit(1), idempotency_key="k").snapshot.version == 1
 
 
-def test_values_that_cannot_be_stored_are_refused_before_writing(tmp_path: Path) -> None:
-    path = tmp_path / "t.db"
-    store = SqliteStore(BAD, path)
-    store.handle("a", Command("ok"))
-    before = dump(path)
-    with pytest.raises(StoreDataError, match="expected str, got int"):
-        store.handle("a", Command("typo"), idempotency_key="k1")
-    with pytest.raises(StoreDataError, match="read back equal"):
-        store.handle("a", Command("listy"), idempotency_key="k3")
-    # an effect whose data is not plain data is the spec's fault, caught by decide itself
-    fault = store.handle("a", Command("stamp"), idempotency_key="k2")
-    assert fault.code == "spec_fault" and "not plain" in fault.message
-    assert dump(path) == before
-
-
-BAD = Spec(
-    name="bad",
-    version=1,
-    context=Ledger,
-    initial="open",
-    states=["open"],
-    transitions=[
-        Transition("typo", "open", "open", update=lambda c, p: attrs.evolve(c, note=5)),
-        Transition(
-            "stamp",
-            "open",
-            "open",
-            effects=[Effect("when", lambda c, p: {"at": datetime(2020, 1, 1)})],
-        ),
-        Transition("listy", "open", "open", update=lambda c, p: attrs.evolve(c, tags=["x"])),
-        Transition("ok", "open", "open"),
-    ],
-)
-
-
 # -- connections, options, lifecycle ----------------------------------------------------------
 
 
@@ -478,51 +433,6 @@ def test_reopen_of_a_path_keeps_everything(tmp_path: Path) -> None:
     assert store.get("a").version == 1
 
 
-def test_clock_stamps_commands_without_a_time(tmp_path: Path) -> None:
-    when = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
-    store = SqliteStore(SPEC, tmp_path / "t.db", clock=lambda: when)
-    store.handle("a", deposit(1))
-    assert store.history("a")[0].at == when
-
-
-def test_purge_compares_instants_not_text(tmp_path: Path) -> None:
-    store = SqliteStore(SPEC, tmp_path / "t.db")
-    plus2 = timezone(timedelta(hours=2))
-    early = datetime(2020, 1, 1, 10, 0, tzinfo=plus2)  # 08:00 UTC, but sorts after "09:..."
-    late = datetime(2020, 1, 1, 9, 30, tzinfo=UTC)
-    store.handle("a", attrs.evolve(deposit(1), at=early), idempotency_key="early")
-    store.handle("a", attrs.evolve(deposit(2), at=late), idempotency_key="late")
-    assert store.purge_keys(datetime(2020, 1, 1, 9, 0)) == 1  # naive: taken as UTC
-    keys = [r[0] for r in store.connection.execute("SELECT key FROM statekernel_keys")]
-    assert keys == ["late"]
-    assert [r.idempotency_key for r in store.history("a")] == ["early", "late"]
-
-
-def test_handle_many_is_sequential_in_meaning_and_atomic(tmp_path: Path) -> None:
-    requests = [
-        ("a", deposit(5), "k1"),
-        ("a", deposit(5), "k1"),
-        ("a", Command("withdraw", {"cents": 50}), "k2"),
-        ("b", deposit(1), None),
-        ("a", Command("withdraw", {"cents": 2}, expected_version=1), "k3"),
-    ]
-    batch = SqliteStore(SPEC, tmp_path / "batch.db", clock=lambda: datetime(2020, 1, 1))
-    single = SqliteStore(SPEC, tmp_path / "single.db", clock=lambda: datetime(2020, 1, 1))
-    assert batch.handle_many(requests) == [
-        single.handle(e, c, idempotency_key=k) for e, c, k in requests
-    ]
-    written, expected = dump(tmp_path / "batch.db"), dump(tmp_path / "single.db")
-    del written["statekernel_specs"], expected["statekernel_specs"]  # creation times differ
-    assert written == expected
-    # all or nothing: the second request cannot be stored, so the first is not kept either
-    store = SqliteStore(BAD, tmp_path / "bad.db")
-    before = dump(tmp_path / "bad.db")
-    with pytest.raises(StoreDataError):
-        store.handle_many([("c", Command("ok"), "k9"), ("c", Command("typo"), None)])
-    assert dump(tmp_path / "bad.db") == before
-    assert store.handle_many([("c", Command("ok"), "k9")])[0].accepted
-
-
 def test_translate_error_maps_each_kind() -> None:
     def err(cls: type[sqlite3.Error], msg: str, code: int | None) -> sqlite3.Error:
         e = cls(msg)
@@ -549,3 +459,64 @@ def test_translate_error_maps_each_kind() -> None:
         got = translate_error(exc, "testing")
         assert type(got) is kind, (exc, got)
         assert "testing" in str(got)
+
+
+# --- upgrading a database written before outbox delivery existed ---------------------------
+
+
+def _sqlite_without_delivery(path: Path) -> None:
+    """A database as the first release left it: migration 0001 only, one spec, one row."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS.apply(sqlite_utils.Database(conn), stop_before="0002_outbox_delivery")
+    conn.execute(
+        "INSERT INTO statekernel_specs (scope, spec_version, created_at) VALUES (?, ?, ?)",
+        ("ledger", 1, "2024-01-01T00:00:00+00:00"),
+    )
+    conn.execute(
+        "INSERT INTO statekernel_outbox (scope, entity, version, name, data)"
+        " VALUES ('ledger', 'old', 1, 'ledger.deposited', '{\"cents\":7}')"
+    )
+    conn.close()
+
+
+def _sqlite_migrations(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_sqlite_database_of_the_first_release_upgrades_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _sqlite_without_delivery(path)
+    assert _sqlite_migrations(path) == ["0001_initial"]
+    with SqliteStore(SPEC, path) as store:
+        (old,) = store.pending_outbox()  # rows from before the upgrade start undelivered
+        assert (old.entity, old.data) == ("old", {"cents": 7})
+        store.handle("new", deposit(1))
+        assert [e.entity for e in store.pending_outbox()] == ["old", "new"]
+        assert store.mark_delivered([old.id]) == 1
+    assert _sqlite_migrations(path) == ["0001_initial", "0002_outbox_delivery"]
+    with SqliteStore(SPEC, path) as again:  # already migrated: opens as is
+        assert [e.entity for e in again.pending_outbox()] == ["new"]
+        plan = again.connection.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM statekernel_outbox"
+            " WHERE scope = 'ledger' AND delivered_at IS NULL ORDER BY id LIMIT 5"
+        ).fetchall()
+        assert "statekernel_outbox_pending" in " ".join(str(r[-1]) for r in plan)
+
+
+def test_sqlite_create_false_reads_an_old_database_without_migrating_it(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _sqlite_without_delivery(path)
+    before = path.read_bytes()
+    with SqliteStore(SPEC, path, create=False) as store:
+        assert [e.entity for e in store.outbox()] == ["old"]
+        assert store.get("old") is None
+        with pytest.raises(SchemaMismatch, match="0002_outbox_delivery"):
+            store.pending_outbox()
+        with pytest.raises(SchemaMismatch, match="create=True"):
+            store.mark_delivered([1])
+    assert path.read_bytes() == before
+    assert _sqlite_migrations(path) == ["0001_initial"]

@@ -22,6 +22,8 @@ from statekernel.kernel import (
     unstructure,
 )
 
+from .errors import StoreDataError
+
 __all__ = ["Mismatch", "VerifyReport", "explain", "verify", "verify_entity"]
 
 
@@ -151,10 +153,17 @@ def verify_entity(
 
 def verify(store: _Readable) -> VerifyReport:
     """Replay every entity's audit log through the kernel and report every mismatch with its
-    stored snapshot."""
+    stored snapshot. A stored row that no longer fits the spec
+    (:class:`~.errors.StoreDataError`) is a mismatch of its entity, and the others are still
+    checked."""
     count = 0
     found: list[Mismatch] = []
     for entity in store.entities():
         count += 1
-        found.extend(verify_entity(store.spec, entity, store.get(entity), store.history(entity)))
+        try:
+            snapshot, records = store.get(entity), store.history(entity)
+        except StoreDataError as exc:
+            found.append(Mismatch(entity, None, str(exc)))
+            continue
+        found.extend(verify_entity(store.spec, entity, snapshot, records))
     return VerifyReport(count, tuple(found))

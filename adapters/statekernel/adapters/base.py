@@ -26,6 +26,16 @@ Within one spec ``(entity, version, name)`` is enough.
 stays pending until it is marked. ``outbox(after=...)`` reads the outbox as history by id and is
 not a relay cursor: on PostgreSQL a transaction that commits late can add a row with an id
 below one a reader has already seen.
+
+**How the bundled stores are built.** ``MemoryStore``, ``SqliteStore`` and ``PostgresStore``
+share one I/O-free core (``_core``): the rows to load, the step that decodes them, plans and
+encodes the write set, the decoder of every stored row, the snapshot cache and the rules for
+re-running a transaction another writer won. One shell (``_shell``) writes their public
+methods once over a small driver (run a transaction, read, and one method per statement), so
+all three also offer ``handle_many``, ``explain`` and ``verify``, behave alike and pass one
+conformance suite. Each store keeps only what is its own: schema and migrations, SQL text,
+its JSON flavour, where its connections come from, and how its driver's errors map to
+:mod:`~statekernel.adapters.errors`.
 """
 
 from __future__ import annotations
@@ -139,7 +149,10 @@ class Store(Protocol):
     def handle(
         self, entity: str, command: Command, *, idempotency_key: str | None = None
     ) -> Decision:
-        """Decide and, if accepted, commit the transition atomically; return the decision."""
+        """Decide and, if accepted, commit the transition atomically; return the decision.
+
+        A retry under an idempotency key already answered returns the first answer, equal to
+        it, with ``replayed`` true (an HTTP API's ``Idempotency-Replayed``)."""
         ...
 
     def get(self, entity: str) -> Snapshot | None:

@@ -1,166 +1,156 @@
 """``MemoryStore``: the in-process reference store.
 
-It follows the store contract exactly, with plain dictionaries under one lock, so the other
-stores can be tested against it and users can test their code without a database. Like a real
-store it keeps what it must remember as plain data (answers under keys, outbox messages) and
-refuses a context it could not store exactly (:class:`~.errors.StoreDataError`), so code that
-passes on it passes on SQLite and PostgreSQL too, and a caller that mutates an answer cannot
-rewrite history. It keeps everything across :meth:`MemoryStore.reopen` (a process-local
-"crash" loses nothing that was acknowledged, as a durable store must).
+It follows the store contract exactly, so the other stores can be tested against it and
+users can test their code without a database. It is driven by the same core as SQLite and
+PostgreSQL (:mod:`statekernel.adapters._core`): its "database" is a few dictionaries under one
+lock, holding the very rows the core encodes (contexts, answers under keys and outbox
+messages as JSON text), so it refuses what they refuse (a context that would not read back
+equal, a float JSON cannot hold) and a caller that mutates an answer cannot rewrite history.
+A transaction writes in place and undoes its writes if anything fails, so ``handle_many`` is
+all or nothing here too. It keeps everything across :meth:`MemoryStore.reopen` (a
+process-local "crash" loses nothing that was acknowledged, as a durable store must).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
-from statekernel.kernel import (
-    AuditRecord,
-    Command,
-    Decision,
-    KeyRecord,
-    Snapshot,
-    Spec,
-    UnsupportedType,
-    check_identifier,
-    decision_from_data,
-    decision_to_data,
-    plan,
-    unstructure,
-)
+from statekernel.kernel import AuditRecord, Spec
 
-from .base import OutboxEntry, as_utc, check_limit, outbox_ids, stamp, utcnow
-from .errors import StoreDataError
+from ._core import Core, KeyRow, OutboxRow, SnapshotRow, Writes
+from ._shell import SyncStore
+from .base import as_utc, utcnow
+from .errors import StoreCorrupt
 
 __all__ = ["MemoryStore"]
 
+_T = TypeVar("_T")
 
-class MemoryStore:
+
+class _Tables:
+    """The memory store's database: rows as the core writes them."""
+
+    def __init__(self) -> None:
+        self.snapshots: dict[str, SnapshotRow] = {}
+        self.history: dict[str, list[AuditRecord]] = {}
+        self.keys: dict[str, KeyRow] = {}
+        self.outbox: list[OutboxRow] = []
+        self.delivered: dict[int, datetime] = {}
+
+
+class _Transaction:
+    """Writes go straight into the tables; ``undo`` puts them back if the transaction fails."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self.tables = tables
+        self.undo: list[Callable[[], object]] = []
+
+    def roll_back(self) -> None:
+        while self.undo:
+            self.undo.pop()()
+
+
+class MemoryStore(SyncStore[_Transaction]):
     """An in-memory store for ``spec``. Thread-safe; every ``handle`` is atomic."""
 
     def __init__(self, spec: Spec, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.spec = spec
         self._clock = clock
-        self._lock = threading.Lock()
-        self._snapshots: dict[str, Snapshot] = {}
-        self._history: dict[str, list[AuditRecord]] = {}
-        self._keys: dict[str, tuple[KeyRecord, Any]] = {}  # key -> (record, answer as data)
-        self._outbox: list[OutboxEntry] = []
-        self._delivered: dict[int, datetime] = {}
+        self._core = Core(spec, cache_limit=None)
+        self._lock = threading.RLock()
+        self._tables = _Tables()
 
-    def handle(
-        self, entity: str, command: Command, *, idempotency_key: str | None = None
-    ) -> Decision:
-        """Decide ``command`` on ``entity`` and apply the plan atomically."""
+    def _run(
+        self, work: Callable[[_Transaction, bool], _T], rerun: bool, doing: Callable[[], str]
+    ) -> _T:
         with self._lock:
-            kept = self._keys.get(idempotency_key) if type(idempotency_key) is str else None
-            stored = None
-            if kept is not None:
-                record, answer = kept
-                stored = KeyRecord(
-                    record.key,
-                    record.entity,
-                    record.fingerprint,
-                    decision_from_data(self.spec, answer),
-                    record.at,
-                )
-            p = plan(
-                self.spec,
-                entity,
-                self._snapshots.get(entity) if type(entity) is str else None,
-                stamp(command, self._clock()),
-                idempotency_key,
-                stored,
-            )
-            if p.replayed:
-                return p.decision
-            # Everything is converted before anything is written: all or nothing.
+            tx = _Transaction(self._tables)
             try:
-                if p.snapshot is not None:
-                    problem = self.spec.context_problem(p.snapshot.context)
-                    if problem is not None:
-                        raise StoreDataError(
-                            f"{command.event!r} on {entity!r} cannot be stored: the new "
-                            f"context {problem} (nothing was written)"
-                        )
-                messages = [(m.name, unstructure(m.data)) for m in p.outbox]
-                answer = decision_to_data(p.decision) if p.key_record is not None else None
-            except UnsupportedType as exc:
-                raise StoreDataError(
-                    f"{command.event!r} on {entity!r} cannot be stored: {exc} (nothing was written)"
-                ) from exc
-            if p.snapshot is not None and p.record is not None:
-                self._snapshots[entity] = p.snapshot
-                self._history.setdefault(entity, []).append(p.record)
-                for name, data in messages:
-                    self._outbox.append(
-                        OutboxEntry(
-                            len(self._outbox) + 1,
-                            entity,
-                            p.record.version,
-                            name,
-                            data,
-                            self.spec.name,
-                        )
-                    )
-            if p.key_record is not None:
-                self._keys[p.key_record.key] = (p.key_record, answer)
-            return p.decision
+                return work(tx, rerun)
+            except BaseException:
+                tx.roll_back()
+                raise
 
-    def get(self, entity: str) -> Snapshot | None:
-        """The entity's snapshot, or ``None``."""
-        check_identifier("entity id", entity)
-        return self._snapshots.get(entity)
-
-    def history(self, entity: str) -> Sequence[AuditRecord]:
-        """The entity's audit records, oldest first."""
-        check_identifier("entity id", entity)
-        return tuple(self._history.get(entity, ()))
-
-    def entities(self) -> Iterator[str]:
-        """Every entity id with a snapshot, sorted."""
-        return iter(sorted(self._snapshots))
-
-    def outbox(self, *, after: int = 0, limit: int = 100) -> Sequence[OutboxEntry]:
-        """Outbox rows with ``id > after``, oldest first, delivered or not (the outbox as
-        history; relay with :meth:`pending_outbox`)."""
+    @contextmanager
+    def _reading(self, doing: str, *, consistent: bool = False) -> Iterator[_Transaction]:
         with self._lock:
-            return tuple(e for e in self._outbox if e.id > after)[:limit]
+            yield _Transaction(self._tables)
 
-    def pending_outbox(self, *, limit: int = 100) -> Sequence[OutboxEntry]:
-        """Outbox rows not yet marked delivered, oldest first, at most ``limit``."""
-        check_limit(limit)
-        with self._lock:
-            pending = (e for e in self._outbox if e.id not in self._delivered)
-            return tuple(e for _, e in zip(range(limit), pending, strict=False))
+    def _load(
+        self, tx: _Transaction, entity: str, key: str | None, lock: bool
+    ) -> tuple[SnapshotRow | None, KeyRow | None]:
+        return tx.tables.snapshots.get(entity), None if key is None else tx.tables.keys.get(key)
 
-    def mark_delivered(self, ids: Iterable[int]) -> int:
-        """Mark these outbox rows delivered now; return how many were not already."""
-        wanted = outbox_ids(ids)
-        with self._lock:
-            fresh = [i for i in wanted if 1 <= i <= len(self._outbox) and i not in self._delivered]
-            if fresh:
-                now = self._clock()
-                for i in fresh:
-                    self._delivered[i] = now
-            return len(fresh)
+    def _write(self, tx: _Transaction, w: Writes) -> None:
+        t, entity = tx.tables, w.entity
+        if w.snapshot is not None and w.record is not None and w.result is not None:
+            state, version, context, expected = w.snapshot
+            before = t.snapshots.get(entity)
+            if (None if before is None else before[1]) != expected:
+                raise StoreCorrupt(f"the snapshot of {entity!r} changed under the store's lock")
+            t.snapshots[entity] = (state, version, context)
+            tx.undo.append(
+                (lambda: t.snapshots.pop(entity))
+                if before is None
+                else (lambda: t.snapshots.__setitem__(entity, before))
+            )
+            records = t.history.setdefault(entity, [])
+            records.append(w.record)
+            tx.undo.append(records.pop)
+            for name, data in w.outbox:
+                t.outbox.append((len(t.outbox) + 1, entity, version, name, data))
+                tx.undo.append(t.outbox.pop)
+            self._core.remember(entity, version, context, w.result)
+        if w.key is not None:
+            k = w.key
+            t.keys[k.key] = (k.entity, k.fingerprint, k.answer, k.at)
+            tx.undo.append(lambda: t.keys.pop(k.key))
 
-    def purge_keys(self, older_than: datetime) -> int:
-        """Forget key records first answered before ``older_than`` (a naive time is taken as
-        UTC, as in every store)."""
+    def _snapshot_row(self, tx: _Transaction, entity: str) -> SnapshotRow | None:
+        return tx.tables.snapshots.get(entity)
+
+    def _history(self, tx: _Transaction, entity: str) -> Sequence[AuditRecord]:
+        return tx.tables.history.get(entity, ())
+
+    def _entity_ids(self, tx: _Transaction) -> list[str]:
+        return list(tx.tables.snapshots)
+
+    def _outbox_rows(self, tx: _Transaction, after: int, limit: int) -> list[OutboxRow]:
+        return tx.tables.outbox[max(after, 0) : max(after, 0) + limit]
+
+    def _pending_rows(self, tx: _Transaction, limit: int) -> Iterator[OutboxRow]:
+        delivered = tx.tables.delivered
+        pending = (row for row in tx.tables.outbox if row[0] not in delivered)
+        return (row for _, row in zip(range(limit), pending, strict=False))
+
+    def _mark(self, tx: _Transaction, ids: list[int], at: datetime) -> int:
+        t = tx.tables
+        fresh = [i for i in ids if 1 <= i <= len(t.outbox) and i not in t.delivered]
+        for i in fresh:
+            t.delivered[i] = at
+            tx.undo.append(functools.partial(t.delivered.pop, i))
+        return len(fresh)
+
+    def _purge(self, tx: _Transaction, older_than: datetime) -> int:
         cutoff = as_utc(older_than)
-        with self._lock:
-            old = [
-                k for k, (r, _) in self._keys.items() if r.at is not None and as_utc(r.at) < cutoff
-            ]
-            for k in old:
-                del self._keys[k]
-            return len(old)
+        keys = tx.tables.keys
+        old = [k for k, row in keys.items() if row[3] is not None and as_utc(row[3]) < cutoff]
+        for k in old:
+            tx.undo.append(functools.partial(keys.__setitem__, k, keys.pop(k)))
+        return len(old)
 
     def reopen(self) -> None:
-        """A simulated restart: nothing acknowledged is lost."""
+        """A simulated restart: nothing acknowledged is lost (decoded values are dropped, so
+        the next reads decode the stored rows again)."""
+        self._core.forget()
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self.spec.name!r} v{self.spec.version})"

@@ -114,12 +114,18 @@ class AuditRecord:
 
 @attrs.frozen
 class Accepted:
-    """The command is valid: here is the new snapshot, its audit record and its effects."""
+    """The command is valid: here is the new snapshot, its audit record and its effects.
+
+    ``replayed`` is true when a store answered from the record under the idempotency key
+    (a retry: nothing was written this time). It is not part of equality, so a retry's answer
+    equals the first one; ``decide`` itself always says ``False``.
+    """
 
     accepted: ClassVar[Literal[True]] = True
     snapshot: Snapshot
     record: AuditRecord
     effects: tuple[Message, ...] = ()
+    replayed: bool = attrs.field(default=False, eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen
@@ -128,7 +134,9 @@ class Rejected:
 
     ``code`` is one of :data:`CODES`; ``message`` is for humans; ``details`` holds structured
     fields (the field at fault, the guard's name, the allowed events...). For ``spec_fault``,
-    ``error`` is the exception user code raised (not part of equality).
+    ``error`` is the exception user code raised. ``replayed`` is true when a store answered
+    from the record under the idempotency key, as for :class:`Accepted`. Neither is part of
+    equality.
     """
 
     accepted: ClassVar[Literal[False]] = False
@@ -136,6 +144,7 @@ class Rejected:
     message: str
     details: Mapping[str, Any] = attrs.field(factory=dict)
     error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    replayed: bool = attrs.field(default=False, eq=False, repr=False, kw_only=True)
 
 
 Decision = Accepted | Rejected
@@ -158,7 +167,11 @@ _ACCEPTED_PARTS: Final = (
             "idempotency_key": "None",
         },
     ),
-    ("acc", Accepted, {"snapshot": "acc_snap", "record": "acc_rec", "effects": "effects"}),
+    (
+        "acc",
+        Accepted,
+        {"snapshot": "acc_snap", "record": "acc_rec", "effects": "effects", "replayed": "False"},
+    ),
 )
 
 
@@ -206,7 +219,13 @@ def accepted_source(values: Mapping[str, str]) -> tuple[list[str], dict[str, Any
     filling its slots through their descriptors.
     """
     namespace: dict[str, Any] = {"acc_new": object.__new__}
-    values = {**values, "acc_snap": "acc_snap", "acc_rec": "acc_rec", "None": "None"}
+    values = {
+        **values,
+        "acc_snap": "acc_snap",
+        "acc_rec": "acc_rec",
+        "None": "None",
+        "False": "False",
+    }
     lines = []
     for var, cls, fields in _ACCEPTED_PARTS:
         assert tuple(a.name for a in attrs.fields(cls)) == tuple(fields)

@@ -10,7 +10,8 @@ Rules, in order:
 
 1. The entity id and key are checked first (:class:`~statekernel.kernel.InvalidIdentifier`).
 2. If a record exists under the key: the same request gets the first answer back, equal,
-   and nothing is written; a different request under that key is ``idempotency_mismatch``
+   marked ``replayed`` (see :attr:`~statekernel.kernel.Accepted.replayed`), and nothing is
+   written; a different request under that key is ``idempotency_mismatch``
    and nothing is written. This comes *before* the version check, so a retry of a command
    that already moved the entity on still gets its original answer.
 3. Otherwise :func:`~statekernel.kernel.decide` runs on the snapshot (or the spec's start
@@ -78,7 +79,8 @@ class Plan:
     """What a store must do for one command.
 
     ``decision`` is the answer to return. ``replayed`` is true when it came from the key
-    record. The other fields are the write set; ``None`` / empty means "do not write".
+    record (the decision then says so too: ``decision.replayed``). The other fields are the
+    write set; ``None`` / empty means "do not write".
     """
 
     decision: Decision
@@ -116,7 +118,7 @@ def plan(
         if stored.key != key:
             raise ValueError(f"the stored record is for key {stored.key!r}, not {key!r}")
         if stored.fingerprint == fingerprint and stored.entity == entity:
-            return Plan(stored.decision, replayed=True)
+            return Plan(attrs.evolve(stored.decision, replayed=True), replayed=True)
         return Plan(
             Rejected(
                 "idempotency_mismatch",

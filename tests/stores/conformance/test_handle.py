@@ -9,7 +9,7 @@ import pytest
 
 from statekernel.kernel import Accepted, Actor, Command, InvalidIdentifier, Rejected
 
-from .ledger import SPEC, Deposit, Ledger, Money
+from ..ledger import SPEC, Deposit, Ledger, Money
 
 AUDITOR = Actor("ada", roles=["auditor"])
 
@@ -146,7 +146,7 @@ def test_outbox_holds_effects_of_accepted_transitions(make_store: Any) -> None:
     assert list(store.outbox(after=rows[0].id)) == rows[1:]
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 256, 42, None, b"a", "a\nb"])
+@pytest.mark.parametrize("bad", ["", "x" * 256, 42, None, b"a", "a\nb", "a\x00b"])
 def test_bad_entity_ids_are_typed_errors(make_store: Any, bad: object) -> None:
     store = make_store(SPEC)
     with pytest.raises(InvalidIdentifier):
@@ -156,7 +156,7 @@ def test_bad_entity_ids_are_typed_errors(make_store: Any, bad: object) -> None:
     assert list(store.entities()) == []
 
 
-@pytest.mark.parametrize("bad", ["", "x" * 256, 42, None, b"a", "a\nb"])
+@pytest.mark.parametrize("bad", ["", "x" * 256, 42, None, b"a", "a\nb", "a\x00b"])
 def test_reads_validate_entity_ids(make_store: Any, bad: object) -> None:
     store = make_store(SPEC)
     with pytest.raises(InvalidIdentifier):
@@ -212,3 +212,62 @@ def test_retry_answer_equals_first_answer_with_non_json_values(make_store: Any) 
     rejected = store.handle("a", stale, idempotency_key="k2")
     assert rejected.code == "version_conflict"
     assert store.handle("a", stale, idempotency_key="k2") == rejected
+
+
+def test_a_replayed_answer_says_so_and_still_equals_the_first(make_store: Any) -> None:
+    """``replayed`` tells a retry's answer from a fresh one (an HTTP API's
+    ``Idempotency-Replayed``) without taking part in equality."""
+    store = make_store(SPEC)
+    first = store.handle("a", deposit(5), idempotency_key="k1")
+    again = store.handle("a", deposit(5), idempotency_key="k1")
+    assert isinstance(first, Accepted) and isinstance(again, Accepted)
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again == first
+    refused = store.handle("a", Command("withdraw", {"cents": 50}), idempotency_key="k2")
+    refused_again = store.handle("a", Command("withdraw", {"cents": 50}), idempotency_key="k2")
+    assert refused.code == "guard_rejected"
+    assert (refused.replayed, refused_again.replayed) == (False, True)
+    assert refused_again == refused
+    # not replays: a fresh command, one without a key, and a key reused for another request
+    assert store.handle("a", deposit(1), idempotency_key="k3").replayed is False
+    assert store.handle("a", deposit(1)).replayed is False
+    mismatch = store.handle("a", deposit(6), idempotency_key="k1")
+    assert mismatch.code == "idempotency_mismatch" and mismatch.replayed is False
+    assert store.get("a").version == 3
+
+
+def test_a_snapshot_read_back_unchanged_is_not_decoded_again(make_store: Any) -> None:
+    """Every store keeps the snapshot it last wrote or read, keyed by the stored text: a read
+    of the unchanged row returns that very value (an edited row is decoded again, see
+    test_data.py)."""
+    store = make_store(SPEC)
+    d = store.handle("a", deposit(5), idempotency_key="k")
+    assert store.get("a") is d.snapshot
+    assert store.get("a") is store.get("a")
+
+
+def test_clock_stamps_commands_without_a_time(make_store: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    when = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+    store = make_store(SPEC, clock=lambda: when)
+    first = store.handle("a", deposit(1))
+    given = when - timedelta(days=1)
+    second = store.handle("a", attrs.evolve(deposit(1), at=given))
+    assert (first.record.at, second.record.at) == (when, given)
+    assert [r.at for r in store.history("a")] == [when, given]
+
+
+def test_purge_compares_instants_not_text(make_store: Any) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    store = make_store(SPEC)
+    plus2 = timezone(timedelta(hours=2))
+    early = datetime(2020, 1, 1, 10, 0, tzinfo=plus2)  # 08:00 UTC, but sorts after "09:..."
+    late = datetime(2020, 1, 1, 9, 30, tzinfo=UTC)
+    store.handle("a", attrs.evolve(deposit(1), at=early), idempotency_key="early")
+    store.handle("a", attrs.evolve(deposit(2), at=late), idempotency_key="late")
+    assert store.purge_keys(datetime(2020, 1, 1, 9, 0)) == 1  # naive: taken as UTC
+    assert store.handle("a", deposit(2), idempotency_key="late").replayed is True
+    assert store.handle("a", deposit(1), idempotency_key="early").replayed is False  # purged
+    assert [r.idempotency_key for r in store.history("a")] == ["early", "late", "early"]
