@@ -482,7 +482,6 @@ class _Plain:
     n: int = 0
 
 
-@pytest.mark.xfail(strict=True, reason="the explorer's fast loop checks only for a Mapping")
 def test_an_effect_that_builds_data_that_is_not_plain_is_a_violation() -> None:
     """``decide`` turns down an effect whose data is not plain (``spec_fault``); the explorer
     must say so too, not prove the spec."""

@@ -20,18 +20,22 @@ furthest: past its roles and its payload to a guard beats past its roles to the 
 beats stopping at the roles (on a tie, the first of those rows). When every row stopped at its
 roles, the ``forbidden`` rejection lists the roles of every row.
 
-Steps 1-3 are here. From step 4 on, ``decide`` calls the function that building the spec
-generated for the snapshot's state and the command's event (see :mod:`._steps`), which runs
-exactly the checks of that key's transitions.
+Steps 1-3 are here. From step 4 on, ``decide`` calls the key's decider, which building the
+spec made for the snapshot's state and the command's event (:mod:`.compile`): generated code
+running exactly the checks of that key's rows (:mod:`.codegen`), or the plain loop
+(:mod:`.reference`) when ``STATEKERNEL_DECIDE=reference`` was set as the spec was built.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ._model import Command, Decision, Rejected, Snapshot
-from ._serial import plain
-from ._spec import Spec
+from .._model import Command, Decision, Rejected, Snapshot
+from .rejections import not_a_state, not_allowed_here, unexpected, unknown_event, version_conflict
+
+if TYPE_CHECKING:
+    from .._spec import Spec
+    from .compile import Decider
 
 __all__ = ["decide"]
 
@@ -49,61 +53,34 @@ def decide(spec: Spec, snapshot: Snapshot, command: Command) -> Decision:
             event = str.__str__(event)  # a StrEnum member, say: its plain value
         state = snapshot.state
         if type(event) is str:
-            by_event = spec._steps.get(state)
-            step = by_event.get(event) if by_event is not None else None
+            by_event = spec._compiled.deciders.get(state)
+            decider = by_event.get(event) if by_event is not None else None
         else:
-            step = None
-        expected = command.expected_version
-        if step is None or expected is not None:
-            early = _precheck(spec, snapshot, command, step, event)
+            decider = None
+        if decider is None or command.expected_version is not None:
+            early = _precheck(spec, snapshot, command, decider, event)
             if early is not None:
                 return early
-            assert step is not None
-        return step(snapshot, command, event, state)
+            assert decider is not None
+        return decider(snapshot, command, event, state)
     except Exception as exc:  # a last line of defence: decide never raises
-        return Rejected(
-            "spec_fault",
-            f"unexpected error while deciding: {exc!r}",
-            {"where": "decide", "exception": type(exc).__name__},
-            error=exc,
-        )
+        return unexpected(exc)
 
 
 def _precheck(
-    spec: Spec, snapshot: Snapshot, command: Command, step: Any, event: object
+    spec: Spec, snapshot: Snapshot, command: Command, decider: Decider | None, event: object
 ) -> Rejected | None:
     """The rare paths, kept out of the hot one: unknown event, stale version, no transition
     from this state."""
-    state = snapshot.state
-    if step is None and (type(event) is not str or event not in spec._events):
-        return Rejected(
-            "unknown_event",
-            f"unknown event {event!r}; {spec.name!r} knows {', '.join(sorted(spec._events))}",
-            {"event": event if type(event) is str else repr(event)},
-        )
+    compiled = spec._compiled
+    if decider is None and (type(event) is not str or event not in compiled.events):
+        return unknown_event(spec.name, event, compiled.events)
     expected = command.expected_version
     if expected is not None and (type(expected) is not int or expected != snapshot.version):
-        return Rejected(
-            "version_conflict",
-            f"expected version {expected!r} but the entity is at version {snapshot.version}",
-            {
-                "expected": expected if type(expected) is int else plain(expected),
-                "actual": snapshot.version,
-            },
-        )
-    if step is None:
-        if state not in spec._allowed and state not in spec.final:
-            return Rejected(
-                "invalid_transition",
-                f"the snapshot's state {state!r} is not a state of {spec.name!r} "
-                f"(states: {', '.join(spec.states)})",
-                {"event": event, "state": state, "allowed": []},
-            )
-        allowed = spec._allowed.get(state, ())
-        return Rejected(
-            "invalid_transition",
-            f"{event!r} is not allowed in state {state!r}; allowed here: "
-            + (", ".join(allowed) if allowed else "nothing (final state)"),
-            {"event": event, "state": state, "allowed": list(allowed)},
-        )
+        return version_conflict(expected, snapshot.version)
+    if decider is None:
+        state = snapshot.state
+        if state not in compiled.allowed and state not in spec.final:
+            return not_a_state(spec.name, event, state, spec.states)
+        return not_allowed_here(event, state, compiled.allowed.get(state, ()))
     return None
