@@ -496,61 +496,63 @@ def _compile_moves(spec: Spec) -> tuple[list[_Move], dict[str, list[_Hot]]]:
     for state in spec.states:
         state_moves: list[_Hot] = []
         seen: set[Any] = set()
-        for event, raw, actor, at in _commands(spec, state):
-            prepared = _prepare(spec, state, event, raw, actor, at)
-            if prepared is None:
-                continue
-            rows, payload = prepared
-            # what the rows read decides which moves behave alike
-            who = (actor.id, actor.roles, at) if any(r.reads_command for r in rows) else None
-            signature = (event, tuple(r.index for r in rows), _freeze(payload), who)
-            if signature in seen:
-                continue
-            seen.add(signature)
-            moves.append(_Move(event, raw, actor, at))
-            probe = spec._compiled.probe(state, event, rows)
-            state_moves.append((len(moves) - 1, probe, payload, moves[-1].command()))
+        for event, raw, fitting, payload, senders in _sends(spec, state):
+            frozen = _freeze(payload)
+            for actor, times in senders:
+                rows = _passing(fitting, actor)
+                if not rows:
+                    continue
+                reading = any(r.reads_command for r in rows)
+                for at in times:
+                    # what the rows read decides which moves behave alike
+                    who = (actor.id, actor.roles, at) if reading else None
+                    signature = (event, tuple(r.index for r in rows), frozen, who)
+                    if signature in seen:
+                        continue
+                    seen.add(signature)
+                    moves.append(_Move(event, raw, actor, at))
+                    probe = spec._compiled.probe(state, event, rows)
+                    state_moves.append((len(moves) - 1, probe, payload, moves[-1].command()))
         by_state[state] = state_moves
     return moves, by_state
 
 
-def _commands(spec: Spec, state: str) -> list[tuple[str, Any, Actor, datetime | None]]:
-    """Every ``(event, payload, actor, at)`` the explorer sends from ``state``: the payloads
-    of :func:`_wire_payloads`, sent by the guest and one actor per role of the event's rows;
-    for an event whose rows read the command, by one actor per declared role, the guest and
-    the actor holding every role, at each of :data:`EXPLORE_TIMES`."""
+_Senders = list[tuple[Actor, tuple[datetime | None, ...]]]
+
+
+def _sends(spec: Spec, state: str) -> list[tuple[str, Any, tuple[Row, ...], Any, _Senders]]:
+    """What the explorer sends from ``state``: per event and payload of
+    :func:`_wire_payloads`, the rows of the event that the payload fits (by the reference
+    loop's rule, :func:`structure`; the rows share their payload type), the payload
+    structured, and who sends it when: the guest and one actor per role of the event's rows,
+    with no time; for an event whose rows read the command, the guest, one actor per declared
+    role and the actor holding every role, each at every time of :data:`EXPLORE_TIMES`."""
     roles = sorted({r for t in spec.transitions for r in t.roles})
     role_actors = {r: Actor(r, roles=[r]) for r in roles}
     everyone = [GUEST, *role_actors.values(), Actor(ALL_ROLES, roles=roles)]
-    out: list[tuple[str, Any, Actor, datetime | None]] = []
+    out = []
     for event in spec.allowed_events(state):
         rows = spec._compiled.rows[(state, event)]
         if any(r.reads_command for r in rows):
-            actors = everyone
-            times: tuple[datetime | None, ...] = EXPLORE_TIMES
+            senders: _Senders = [(actor, EXPLORE_TIMES) for actor in everyone]
         else:
             event_roles = sorted({role for r in rows for role in r.roles})
-            actors = [GUEST, *(role_actors[r] for r in event_roles)]
-            times = (None,)
+            senders = [(a, (None,)) for a in [GUEST, *(role_actors[r] for r in event_roles)]]
         for raw in _wire_payloads(rows):
-            out.extend((event, raw, actor, at) for actor in actors for at in times)
+            fitting = []
+            payload = None
+            for row in rows:
+                structured, rejection = structure(row, event, raw)
+                if rejection is None:
+                    fitting.append(row)
+                    payload = structured
+            out.append((event, raw, tuple(fitting), payload, senders))
     return out
 
 
-def _prepare(
-    spec: Spec, state: str, event: str, raw: Any, actor: Actor, at: datetime | None
-) -> tuple[tuple[Row, ...], Any] | None:
-    """The rows of ``(state, event)`` that ``actor`` and the payload ``raw`` pass, the
-    rules of the reference loop (:func:`admits`, :func:`structure`), and the payload
-    structured; ``None`` when no row does. The rows share their payload type."""
-    passed = []
-    payload = None
-    for row in spec._compiled.rows[(state, event)]:
-        if admits(row, actor):
-            payload, rejection = structure(row, event, raw)
-            if rejection is None:
-                passed.append(row)
-    return (tuple(passed), payload) if passed else None
+def _passing(rows: tuple[Row, ...], actor: Actor) -> tuple[Row, ...]:
+    """The ``rows`` whose roles let ``actor`` fire them (the reference loop's rule)."""
+    return tuple(r for r in rows if admits(r, actor))
 
 
 # --- the search --------------------------------------------------------------------------
