@@ -35,7 +35,7 @@ from statekernel.kernel import (
     guard,
     invariant,
 )
-from statekernel.kernel._decision import accepted
+from statekernel.kernel._decision import SWITCH, accepted
 from statekernel.specs import booking, enrollment, order, payment
 
 from ..strategies import (
@@ -280,6 +280,7 @@ def test_results_built_without_fillers_are_the_same(monkeypatch: pytest.MonkeyPa
     """Where the interpreter refuses fillers, the generated deciders fill the slots through
     their descriptors; both ways build equal objects of the public classes, equal to the
     reference loop's, built by the classes' own constructors."""
+    monkeypatch.delenv(SWITCH, raising=False)  # this test is about the generated deciders
     spec = example.SPEC
     command = Command("attach", {"count": 2}, actor=Actor("ann", roles=["applicant"]))
     with_fillers = decide(spec, spec.start(), command)

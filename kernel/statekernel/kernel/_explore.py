@@ -31,10 +31,12 @@ a client may retry its last request under the same key at any later point, after
 have moved the entity on. Every key must take effect at most once (a replay writes nothing)
 and every duplicate or retry must get an answer equal to the first.
 
-The hot loop calls the spec's compiled tables directly instead of building ``Command`` and
-``Accepted`` objects; whenever it meets anything but a clean acceptance or a clean guard
-rejection it asks :func:`~statekernel.kernel.decide` for the exact decision, so the verdict
-and every reported decision are :func:`~statekernel.kernel.decide`'s own.
+The hot loop builds no ``Accepted``: each move calls the spec's probe for the rows its actor
+and payload pass, generated from the same template and rows as the deciding functions (see
+the private decision package), which gives the new ``(state, context)``, or ``None`` when the
+rows turn the command down at a guard. Whenever a probe meets anything else (a fault, a broken
+invariant) the loop asks :func:`~statekernel.kernel.decide` for the exact decision, so the
+verdict and every reported decision are :func:`~statekernel.kernel.decide`'s own.
 """
 
 from __future__ import annotations

@@ -75,6 +75,7 @@ and its probe::
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +94,9 @@ __all__ = ["Irregular", "decider", "probe"]
 
 class Irregular(Exception):
     """Raised by a probe that met what only ``decide`` may judge: a guard or an invariant that
-    returned a non-bool, a broken invariant, an update or an effect that built the wrong type."""
+    returned a non-bool, a broken invariant, an update or an effect that built the wrong type.
+    (What user code raises, and what :func:`unstructure` raises for effect data that is not
+    plain, goes through a probe as it is.)"""
 
 
 _SHARED: dict[str, Any] = {
@@ -120,32 +123,34 @@ _ACCEPTED_VALUES: dict[str, str] = {
 """The locals of a decider that :func:`accepted_source` builds the result from."""
 
 
-class _Form:
+class _Form(abc.ABC):
     """What each outcome of a row becomes in one form of generated function. The template
     (:func:`_rows_source`) says where the outcomes are; a form says what they do."""
 
     checks_roles_and_payload = True
+    """Whether the form checks each row's roles and payload (the probe's rows passed them)."""
 
     def __init__(self, several: bool, ns: dict[str, Any]) -> None:
         self.several = several
         self.ns = ns
 
+    @abc.abstractmethod
     def head(self) -> list[str]:
-        raise NotImplementedError
+        """The ``def`` line and what comes before the first row."""
 
+    @abc.abstractmethod
     def call(self, var: str, call: str, fault: str, catch: str = "Exception") -> list[str]:
         """``var = call``; when it raises ``catch``, the fault ``fault`` (an expression that
         may read ``exc``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fault(self, expr: str) -> list[str]:
         """The spec is wrong here: the rejection ``expr``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def gives_way(self, expr: str, level: int, k: int) -> list[str]:
         """Row ``k`` does not fire: the soft rejection ``expr``, which got as far as ``level``
         (0 roles, 1 payload, 2 guards)."""
-        raise NotImplementedError
 
     def guard_seen(self, k: int, row: Row, j: int, outcome: str) -> list[str]:
         """Guard ``j`` of row ``k`` returned ``True`` or ``False`` (``outcome``)."""
@@ -155,12 +160,13 @@ class _Form:
         """Effect ``j`` of row ``k`` built the plain data ``data``."""
         return []
 
+    @abc.abstractmethod
     def fires(self, k: int, row: Row, messages: list[str]) -> list[str]:
-        raise NotImplementedError
+        """Row ``k`` fires, with the effects ``messages`` (the names of its built messages)."""
 
+    @abc.abstractmethod
     def tail(self, rows: Sequence[Row]) -> list[str]:
         """After every row gave way."""
-        raise NotImplementedError
 
 
 class _Decider(_Form):

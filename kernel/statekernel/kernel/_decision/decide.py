@@ -15,12 +15,12 @@ The checks run in this order, and the first that fails names the rejection:
                           returned the wrong type.
 
 When several transitions share ``(state, event)``, each is tried in declaration order through
-steps 4-6; the first that passes fires. If none does, the rejection is that of the row that got
+checks 4-6; the first that passes fires. If none does, the rejection is that of the row that got
 furthest: past its roles and its payload to a guard beats past its roles to the payload, which
 beats stopping at the roles (on a tie, the first of those rows). When every row stopped at its
 roles, the ``forbidden`` rejection lists the roles of every row.
 
-Steps 1-3 are here. From step 4 on, ``decide`` calls the key's decider, which building the
+Checks 1-3 are here. From check 4 on, ``decide`` calls the key's decider, which building the
 spec made for the snapshot's state and the command's event (:mod:`.compile`): generated code
 running exactly the checks of that key's rows (:mod:`.codegen`), or the plain loop
 (:mod:`.reference`) when ``STATEKERNEL_DECIDE=reference`` was set as the spec was built.
