@@ -105,11 +105,14 @@ class Row:
 class Compiled:
     """Everything ``decide`` and the explorer read from a spec, precomputed.
 
-    ``rows`` holds each ``(state, event)`` key's rows in the order they are tried,
-    ``deciders`` each key's deciding function (by state, then event), ``allowed`` the events
-    with a row out of each state (sorted), ``guard_slots`` the ``(transition index, guard
-    position)`` of each explorer guard slot, ``reference`` whether the functions are the
-    plain loop's (the ``STATEKERNEL_DECIDE`` switch).
+    ``name``, ``context`` and ``invariants`` are the spec's; ``rows`` holds each ``(state,
+    event)`` key's rows in the order they are tried, ``deciders`` each key's deciding function
+    (by state, then event), ``allowed`` the events with a row out of each state (sorted),
+    ``events`` every event, ``payload_types`` each key's payload type, ``context_structure``
+    and ``context_check`` the context type's structurer and checker, ``guard_slots`` the
+    ``(transition index, guard position)`` of each guard slot a probe records into, and
+    ``reference`` whether the functions are the plain loop's (the ``STATEKERNEL_DECIDE``
+    switch).
     """
 
     name: str
@@ -175,20 +178,19 @@ def compile_spec(spec: Spec) -> Compiled:
     # Keys with the same rows share one decider, unless a row is internal (its target is
     # the key's state).
     sharing: dict[tuple[object, ...], list[str]] = {}
-    for (s, _), cands in rows.items():
-        sharing.setdefault(_sharing(s, cands), []).append(s)
+    for (s, _), key_rows in rows.items():
+        sharing.setdefault(_sharing(s, key_rows), []).append(s)
     made: dict[tuple[object, ...], Decider] = {}
     deciders: dict[str, dict[str, Decider]] = {}
     allowed: dict[str, set[str]] = {}
-    for (s, e), cands in rows.items():
-        key = _sharing(s, cands)
+    for (s, e), key_rows in rows.items():
+        key = _sharing(s, key_rows)
         if key not in made:
-            states = sharing[key]
             if use_reference:
-                made[key] = reference.decider(cands, spec.invariants, spec.context)
+                made[key] = reference.decider(key_rows, spec.invariants, spec.context)
             else:
-                label = f"{spec.name}:{','.join(states)}/{e}"
-                made[key] = codegen.decider(cands, spec.invariants, spec.context, s, label)
+                label = f"{spec.name}:{','.join(sharing[key])}/{e}"
+                made[key] = codegen.decider(key_rows, spec.invariants, spec.context, s, label)
         deciders.setdefault(s, {})[e] = made[key]
         allowed.setdefault(s, set()).add(e)
     return Compiled(
