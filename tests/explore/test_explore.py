@@ -14,6 +14,7 @@ from statekernel.kernel import (
     Accepted,
     Actor,
     Command,
+    Effect,
     Snapshot,
     Spec,
     Trace,
@@ -474,3 +475,32 @@ def test_updates_returning_unstorable_contexts_are_spec_faults(
     assert violation.property == "spec_fault: update"
     assert needle in violation.message
     assert [s.event for s in violation.trace.steps] == ["go"]
+
+
+@attrs.frozen
+class _Plain:
+    n: int = 0
+
+
+def test_an_effect_that_builds_data_that_is_not_plain_is_a_violation() -> None:
+    """``decide`` turns down an effect whose data is not plain (``spec_fault``); the explorer
+    must say so too, not prove the spec."""
+    spec = Spec(
+        name="odd-effect",
+        version=1,
+        context=_Plain,
+        initial="open",
+        states=["open", "closed"],
+        final=["closed"],
+        transitions=[
+            Transition(
+                "close", "open", "closed", effects=[Effect("closed", lambda c, p: {"x": object()})]
+            )
+        ],
+    )
+    assert decide(spec, spec.start(), Command("close")).code == "spec_fault"  # type: ignore[union-attr]
+    report = explore(spec)
+    assert report.verdict == "violated"
+    [violation] = report.violations
+    assert violation.property == "spec_fault: effect closed"
+    assert [s.event for s in violation.trace.steps] == ["close"]

@@ -8,7 +8,7 @@ imports only the standard library and attrs (Hypothesis only inside
 """
 
 from ._codec import PayloadError, UnsupportedType, checker_for, structurer_for, unstructure
-from ._decide import decide
+from ._decision import decide
 from ._errors import InvalidIdentifier, Problem, SpecError, StatekernelError
 from ._explore import (
     ExploreReport,

@@ -31,10 +31,12 @@ a client may retry its last request under the same key at any later point, after
 have moved the entity on. Every key must take effect at most once (a replay writes nothing)
 and every duplicate or retry must get an answer equal to the first.
 
-The hot loop calls the spec's compiled tables directly instead of building ``Command`` and
-``Accepted`` objects; whenever it meets anything but a clean acceptance or a clean guard
-rejection it asks :func:`~statekernel.kernel.decide` for the exact decision, so the verdict
-and every reported decision are :func:`~statekernel.kernel.decide`'s own.
+The hot loop builds no ``Accepted``: each move calls the spec's probe for the rows its actor
+and payload pass, generated from the same template and rows as the deciding functions (see
+the private decision package), which gives the new ``(state, context)``, or ``None`` when the
+rows turn the command down at a guard. Whenever a probe meets anything else (a fault, a broken
+invariant) the loop asks :func:`~statekernel.kernel.decide` for the exact decision, so the
+verdict and every reported decision are :func:`~statekernel.kernel.decide`'s own.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._decide import decide
+from ._decision import Irregular, Probe, Row, decide
+from ._decision.reference import admits, structure
 from ._fuzz import BASE_TIME
 from ._model import Accepted, Actor, Command, Decision, Rejected, Snapshot
 from ._plan import KeyRecord, plan
@@ -430,19 +433,9 @@ class _Move:
         )
 
 
-# A candidate in hot-loop form: (guards as (fn, slot), structured payload, update, target,
-# effect builders, transition index). Guards and updates that read the command are bound to
-# the move's command, so the hot loop calls every one of them as fn(ctx, payload).
-_Hot = tuple[tuple[tuple[Callable[[Any, Any], Any], int], ...], Any, Any, str, tuple[Any, ...], int]
-
-
-def _bound(fn: Callable[..., Any], command: Command) -> Callable[[Any, Any], Any]:
-    """``fn(ctx, payload, command)`` as a function of ``(ctx, payload)``."""
-
-    def call(ctx: Any, payload: Any) -> Any:
-        return fn(ctx, payload, command)
-
-    return call
+# A move in hot-loop form: (move id, probe, structured payload, command). The probe decides
+# the move's rows from a context (see Probe in the decision package).
+_Hot = tuple[int, Probe, Any, Command]
 
 
 def _freeze(value: Any) -> Any:
@@ -453,14 +446,14 @@ def _freeze(value: Any) -> Any:
     return (type(value), value)
 
 
-def _wire_payloads(cands: tuple[Any, ...]) -> list[Any]:
-    ptype = cands[0].transition.payload
+def _wire_payloads(rows: tuple[Row, ...]) -> list[Any]:
+    ptype = rows[0].transition.payload
     if ptype is None:
         return [None]
     out: list[Any] = []
     seen: set[Any] = set()
-    for c in cands:
-        for ex in c.transition.examples:
+    for r in rows:
+        for ex in r.transition.examples:
             k = _freeze(plain(ex))
             if k not in seen:
                 seen.add(k)
@@ -475,12 +468,12 @@ def payload_choices(spec: Spec) -> dict[str, tuple[str, int]]:
     event order, as :attr:`ExploreReport.payloads` describes. An event whose rows choose
     differently in different states is listed once per state, as ``event (from state)``."""
     per_event: dict[str, dict[str, tuple[str, int]]] = {}
-    for (state, event), cands in spec._table.items():
-        if cands[0].transition.payload is None:
+    for (state, event), rows in spec._compiled.rows.items():
+        if rows[0].transition.payload is None:
             choice = ("none", 0)
         else:
-            source = "examples" if any(c.transition.examples for c in cands) else "samples"
-            choice = (source, len(_wire_payloads(cands)))
+            source = "examples" if any(r.transition.examples for r in rows) else "samples"
+            choice = (source, len(_wire_payloads(rows)))
         per_event.setdefault(event, {})[state] = choice
     out: dict[str, tuple[str, int]] = {}
     for event in sorted(per_event):
@@ -493,93 +486,78 @@ def payload_choices(spec: Spec) -> dict[str, tuple[str, int]]:
     return out
 
 
-def _compile_moves(
-    spec: Spec,
-) -> tuple[list[_Move], dict[str, list[tuple[int, tuple[_Hot, ...]]]], list[tuple[int, int]]]:
-    """Every distinct move per state, in hot-loop form, plus the guard slots.
+def _compile_moves(spec: Spec) -> tuple[list[_Move], dict[str, list[_Hot]]]:
+    """Every distinct move per state, in hot-loop form.
 
-    Moves that every candidate rejects statically (roles or payload) change nothing and are
-    never violations, so they are left out; moves that behave identically (the same
-    candidates with equal payloads) are kept once.
+    Moves that every row rejects statically (roles or payload) change nothing and are never
+    violations, so they are left out; moves that behave identically (the same rows with equal
+    payloads) are kept once.
     """
-    slot_base: list[int] = []
-    slots: list[tuple[int, int]] = []
-    for i, t in enumerate(spec.transitions):
-        slot_base.append(len(slots))
-        slots.extend((i, g) for g in range(len(t.guards)))
-    after = len(slots)  # a guard of a row tried after an earlier one gave way counts here
+    moves: list[_Move] = []
+    by_state: dict[str, list[_Hot]] = {}
+    for state in spec.states:
+        state_moves: list[_Hot] = []
+        seen: set[Any] = set()
+        for event, raw, fitting, payload, senders in _sends(spec, state):
+            frozen = _freeze(payload)
+            for actor, times in senders:
+                rows = _passing(fitting, actor)
+                if not rows:
+                    continue
+                reading = any(r.reads_command for r in rows)
+                for at in times:
+                    # what the rows read decides which moves behave alike
+                    who = (actor.id, actor.roles, at) if reading else None
+                    signature = (event, tuple(r.index for r in rows), frozen, who)
+                    if signature in seen:
+                        continue
+                    seen.add(signature)
+                    moves.append(_Move(event, raw, actor, at))
+                    probe = spec._compiled.probe(state, event, rows)
+                    state_moves.append((len(moves) - 1, probe, payload, moves[-1].command()))
+        by_state[state] = state_moves
+    return moves, by_state
+
+
+_Senders = list[tuple[Actor, tuple[datetime | None, ...]]]
+
+
+def _sends(spec: Spec, state: str) -> list[tuple[str, Any, tuple[Row, ...], Any, _Senders]]:
+    """What the explorer sends from ``state``: per event and payload of
+    :func:`_wire_payloads`, the rows of the event that the payload fits (by the reference
+    loop's rule, :func:`structure`; the rows share their payload type), the payload
+    structured, and who sends it when: the guest and one actor per role of the event's rows,
+    with no time; for an event whose rows read the command, the guest, one actor per declared
+    role and the actor holding every role, each at every time of :data:`EXPLORE_TIMES`."""
     roles = sorted({r for t in spec.transitions for r in t.roles})
     role_actors = {r: Actor(r, roles=[r]) for r in roles}
     everyone = [GUEST, *role_actors.values(), Actor(ALL_ROLES, roles=roles)]
-    moves: list[_Move] = []
-    by_state: dict[str, list[tuple[int, tuple[_Hot, ...]]]] = {}
-    table = spec._table
-    for state in spec.states:
-        state_moves: list[tuple[int, tuple[_Hot, ...]]] = []
-        seen: set[Any] = set()
-        for event in spec.allowed_events(state):
-            cands = table[(state, event)]
-            if any(_reads(c) for c in cands):
-                actors = everyone
-                times: tuple[datetime | None, ...] = EXPLORE_TIMES
-            else:
-                event_roles = sorted({r for c in cands for r in c.roles})
-                actors = [GUEST, *(role_actors[r] for r in event_roles)]
-                times = (None,)
-            for raw in _wire_payloads(cands):
-                for actor in actors:
-                    for at in times:
-                        command = Command(event, raw, actor=actor, at=at)
-                        hot: list[_Hot] = []
-                        reading = False
-                        for c in cands:
-                            if c.roles and c.roles.isdisjoint(actor.roles):
-                                continue
-                            if c.structure is None:
-                                if not (raw is None or (isinstance(raw, Mapping) and not raw)):
-                                    continue
-                                payload = None
-                            else:
-                                try:
-                                    payload = c.structure(raw)
-                                except Exception:
-                                    continue
-                            base = slot_base[c.index] + (after if hot else 0)
-                            guards = tuple(
-                                (_bound(g.fn, command) if g.reads_command else g.fn, base + k)
-                                for k, g in enumerate(c.guards)
-                            )
-                            update = c.update
-                            if update is not None and c.update_reads_command:
-                                update = _bound(update, command)
-                            reading = reading or _reads(c)
-                            builds = tuple(e.build for e in c.effects if e.build is not None)
-                            target = state if c.target is None else c.target
-                            hot.append((guards, payload, update, target, builds, c.index))
-                        if not hot:
-                            continue
-                        # what the candidates read decides which moves behave alike
-                        who = (actor.id, actor.roles, at) if reading else None
-                        signature = (event, tuple((h[5], _freeze(h[1])) for h in hot), who)
-                        if signature in seen:
-                            continue
-                        seen.add(signature)
-                        moves.append(_Move(event, raw, actor, at))
-                        state_moves.append((len(moves) - 1, tuple(hot)))
-        by_state[state] = state_moves
-    return moves, by_state, slots
+    out = []
+    for event in spec.allowed_events(state):
+        rows = spec._compiled.rows[(state, event)]
+        if any(r.reads_command for r in rows):
+            senders: _Senders = [(actor, EXPLORE_TIMES) for actor in everyone]
+        else:
+            event_roles = sorted({role for r in rows for role in r.roles})
+            senders = [(a, (None,)) for a in [GUEST, *(role_actors[r] for r in event_roles)]]
+        for raw in _wire_payloads(rows):
+            fitting = []
+            payload = None
+            for row in rows:
+                structured, rejection = structure(row, event, raw)
+                if rejection is None:
+                    fitting.append(row)
+                    payload = structured
+            out.append((event, raw, tuple(fitting), payload, senders))
+    return out
 
 
-def _reads(c: Any) -> bool:
-    """Whether a compiled candidate reads the command (a guard or its update takes it)."""
-    return bool(c.update_reads_command or any(g.reads_command for g in c.guards))
+def _passing(rows: tuple[Row, ...], actor: Actor) -> tuple[Row, ...]:
+    """The ``rows`` whose roles let ``actor`` fire them (the reference loop's rule)."""
+    return tuple(r for r in rows if admits(r, actor))
 
 
 # --- the search --------------------------------------------------------------------------
-
-
-class _Irregular(Exception):
-    """The hot loop met something only ``decide`` may judge."""
 
 
 def _peak_rss() -> int | None:
@@ -609,7 +587,8 @@ class _Search:
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
-        self.moves, self.by_state, self.slots = _compile_moves(spec)
+        self.moves, self.by_state = _compile_moves(spec)
+        self.slots = spec._compiled.guard_slots
         start = spec.start()
         self.nodes: list[tuple[str, Any]] = [(start.state, start.context)]
         self.parent = array("q", [-1])
@@ -677,7 +656,6 @@ class _Search:
         spec = self.spec
         ctx_type = spec.context
         context_problem = spec.context_problem
-        invariants = tuple(inv.fn for inv in spec.invariants)
         finals = frozenset(spec.final)
         by_state = self.by_state
         nodes = self.nodes
@@ -723,52 +701,30 @@ class _Search:
             state, ctx = nodes[head]
             head += 1
             enabled = False
-            for mid, cands in by_state[state]:
+            for mid, probe, p, command in by_state[state]:
                 try:
-                    for guards, p, update, target, builds, tidx in cands:
-                        for fn, slot in guards:
-                            ok = fn(ctx, p)
-                            if ok is True:
-                                if gtrue[slot] is None:
-                                    gtrue[slot] = (node, mid)
-                            elif ok is False:
-                                if gfalse[slot] is None:
-                                    gfalse[slot] = (node, mid)
-                                break
-                            else:
-                                raise _Irregular
-                        else:
-                            new = ctx if update is None else update(ctx, p)
-                            if type(new) is not ctx_type and not isinstance(new, ctx_type):
-                                raise _Irregular
-                            for inv in invariants:
-                                if inv(target, new) is not True:
-                                    raise _Irregular
-                            for build in builds:
-                                if not isinstance(build(new, p), Mapping):
-                                    raise _Irregular
-                            enabled = True
-                            fired += 1
-                            if fired_at[tidx] < 0:
-                                fired_at[tidx] = node
-                            key = (target, new)
-                            if key not in seen:
-                                if len(nodes) == limit:
-                                    raise _Bound
-                                if new is not ctx and context_problem(new) is not None:
-                                    raise _Irregular
-                                seen.add(key)
-                                nodes.append(key)
-                                parent.append(node)
-                                via.append(mid)
-                            break
+                    key = probe(ctx, p, command, node, mid, gtrue, gfalse, fired_at)
+                    if key is None:
+                        continue
+                    enabled = True
+                    fired += 1
+                    if key not in seen:
+                        if len(nodes) == limit:
+                            raise _Bound
+                        new = key[1]
+                        if new is not ctx and context_problem(new) is not None:
+                            raise Irregular  # decide accepts it; the stores cannot keep it
+                        seen.add(key)
+                        nodes.append(key)
+                        parent.append(node)
+                        via.append(mid)
                 except _Bound:
                     self.bound = "max_states"
                     self.bound_detail = f"the state bound {max_states} was reached"
                     self.depth = depth
                     self.fired = fired
                     return
-                except Exception:
+                except Exception:  # only decide may judge it
                     result = self._irregular(node, mid, seen, limit)
                     if result is None:
                         self.bound = "max_states"
@@ -955,7 +911,7 @@ class _KeySearch:
             n = self.nodes[node]
             if n.pending is not None:
                 self._replay_check(node, n.pending, "duplicate" if n.fresh else "retry")
-            for mid, _ in self.search.by_state[n.snapshot.state]:
+            for mid, *_ in self.search.by_state[n.snapshot.state]:
                 move = self.search.moves[mid]
                 key = f"c1-k{n.sent[0] + 1}"
                 p = plan(spec, ENTITY, n.snapshot, move.command(), key, None)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import attrs
 
 from ._codec import UnsupportedType, unstructure
-from ._decide import decide
+from ._decision import decide
 from ._model import Accepted, Actor, AuditRecord, Command, Decision, Rejected, Snapshot
 from ._plan import KeyRecord, Plan, plan
 from ._serial import decision_to_data, plain, record_to_data

@@ -33,7 +33,7 @@ from datetime import datetime
 
 import attrs
 
-from ._decide import decide
+from ._decision import decide
 from ._errors import InvalidIdentifier
 from ._model import Accepted, AuditRecord, Command, Decision, Message, Rejected, Snapshot
 from ._serial import request_fingerprint

@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._codec import UnsupportedType, unstructure
 from ._model import Accepted, Actor, AuditRecord, Command, Decision, Message, Rejected, Snapshot
-from ._spec import Spec
+
+if TYPE_CHECKING:  # the spec compiles its rejections, which use plain()
+    from ._spec import Spec
 
 __all__ = [
     "actor_from_data",

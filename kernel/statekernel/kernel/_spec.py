@@ -3,7 +3,7 @@
 A :class:`Spec` is built from states, :class:`Transition` rows, :func:`guard` and
 :func:`invariant` predicates. Building it validates the whole definition and reports every
 problem at once in a :class:`~statekernel.kernel.SpecError`; a spec that exists is well
-formed. Building also compiles lookup tables so that ``decide`` never searches.
+formed. Building also compiles it for deciding, into one object (see :mod:`._decision`).
 """
 
 from __future__ import annotations
@@ -14,18 +14,10 @@ from typing import Any
 
 import attrs
 
-from ._codec import (
-    Checker,
-    PayloadError,
-    Structurer,
-    UnsupportedType,
-    checker_for,
-    structurer_for,
-    unstructure,
-)
+from ._codec import PayloadError, UnsupportedType, structurer_for, unstructure
+from ._decision.compile import Compiled, compile_spec, reads_command
 from ._errors import Problem, SpecError
 from ._model import Snapshot
-from ._steps import Step, compile_step
 
 __all__ = [
     "Effect",
@@ -35,7 +27,6 @@ __all__ = [
     "Transition",
     "guard",
     "invariant",
-    "reads_command",
 ]
 
 
@@ -56,23 +47,6 @@ def _name_and_describe(predicate: Guard | Invariant, fn: Callable[..., Any]) -> 
         object.__setattr__(predicate, "name", _name_of(fn))
     if not predicate.description:
         object.__setattr__(predicate, "description", _first_paragraph(fn.__doc__))
-
-
-def reads_command(fn: object) -> bool:
-    """Whether ``fn`` (a guard's function or an update) takes the command as well: whether it
-    can be called with three positional arguments, ``(ctx, payload, command)``. A callable
-    whose signature cannot be read (some builtins) is taken to take ``(ctx, payload)``."""
-    if not callable(fn):
-        return False
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    try:
-        sig.bind(None, None, None)
-    except TypeError:
-        return False
-    return True
 
 
 @attrs.frozen(repr=False)
@@ -252,21 +226,6 @@ class Transition:
         return f"transition {self.event!r} ({where} -> {self.target})"
 
 
-@attrs.frozen(eq=False)
-class _Compiled:
-    """A transition prepared for ``decide``: everything precomputed."""
-
-    transition: Transition
-    index: int
-    structure: Structurer | None
-    roles: frozenset[str]
-    guards: tuple[Guard, ...]
-    update: Callable[..., Any] | None
-    update_reads_command: bool
-    effects: tuple[Effect, ...]
-    target: str | None
-
-
 def _accepts_args(fn: object, count: int) -> str | None:
     """None when ``fn`` can be called with ``count`` positional arguments, else why not."""
     if not callable(fn):
@@ -311,29 +270,13 @@ class Spec:
     invariants: tuple[Invariant, ...] = attrs.field(default=(), converter=_tuple)
     description: str = ""
 
-    _table: Mapping[tuple[str, str], tuple[_Compiled, ...]] = attrs.field(
-        init=False, eq=False, repr=False, factory=dict
-    )
-    _allowed: Mapping[str, tuple[str, ...]] = attrs.field(
-        init=False, eq=False, repr=False, factory=dict
-    )
-    _steps: Mapping[str, Mapping[str, Step]] = attrs.field(
-        init=False, eq=False, repr=False, factory=dict
-    )
-    _events: frozenset[str] = attrs.field(init=False, eq=False, repr=False, factory=frozenset)
-    _context_structure: Structurer | None = attrs.field(
-        init=False, eq=False, repr=False, default=None
-    )
-    _context_check: Checker | None = attrs.field(init=False, eq=False, repr=False, default=None)
-    _payload_types: Mapping[tuple[str, str], type | None] = attrs.field(
-        init=False, eq=False, repr=False, factory=dict
-    )
+    _compiled: Compiled = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         problems = _validate(self)
         if problems:
             raise SpecError(str(self.name), problems)
-        _compile(self)
+        object.__setattr__(self, "_compiled", compile_spec(self))
 
     # --- public helpers ------------------------------------------------------------------
 
@@ -345,34 +288,33 @@ class Spec:
     @property
     def events(self) -> frozenset[str]:
         """Every event name the spec knows."""
-        return self._events
+        return self._compiled.events
 
     def allowed_events(self, state: str) -> tuple[str, ...]:
         """The events that have a transition out of ``state``, sorted."""
-        return self._allowed.get(state, ())
+        return self._compiled.allowed.get(state, ())
 
     def candidates(self, state: str, event: str) -> tuple[Transition, ...]:
         """The transitions ``event`` may take from ``state``, in the order they are tried."""
-        return tuple(c.transition for c in self._table.get((state, event), ()))
+        return tuple(r.transition for r in self._compiled.rows.get((state, event), ()))
 
     def payload_type(self, state: str, event: str) -> type | None:
         """The payload type of ``event`` from ``state`` (``None`` if it takes none)."""
-        return self._payload_types.get((state, event))
+        return self._compiled.payload_types.get((state, event))
 
     def structure_payload(self, state: str, event: str, data: object) -> Any:
         """Structure plain payload data for ``event`` from ``state`` strictly (raises
         :class:`~statekernel.kernel.PayloadError` when it does not fit)."""
-        cands = self._table.get((state, event))
-        if not cands or cands[0].structure is None:
+        rows = self._compiled.rows.get((state, event))
+        if not rows or rows[0].structure is None:
             if data is None or (isinstance(data, Mapping) and not data):
                 return None
             raise PayloadError("this event takes no payload")
-        return cands[0].structure(data)
+        return rows[0].structure(data)
 
     def structure_context(self, data: object) -> Any:
         """Structure plain context data (as stored) into the context type strictly."""
-        assert self._context_structure is not None
-        return self._context_structure(data)
+        return self._compiled.context_structure(data)
 
     def context_problem(self, ctx: object) -> str | None:
         """Why ``ctx`` cannot be stored and read back exactly, or ``None`` when it can.
@@ -383,9 +325,8 @@ class Spec:
         if type(ctx) is self.context:
             # the compiled checker: the same answer as the round trip below, without building
             # the plain form and a copy when every field holds a value of its exact type
-            assert self._context_check is not None
             try:
-                self._context_check(ctx)
+                self._compiled.context_check(ctx)
             except PayloadError as exc:
                 where = f"field {exc.field!r}: " if exc.field else ""
                 return f"{where}{exc.reason}"
@@ -607,50 +548,3 @@ def _validate(spec: Spec) -> list[Problem]:
                     "add a transition out or declare it final",
                 )
     return problems
-
-
-def _compile(spec: Spec) -> None:
-    table: dict[tuple[str, str], list[_Compiled]] = {}
-    for i, t in enumerate(spec.transitions):
-        compiled = _Compiled(
-            transition=t,
-            index=i,
-            structure=structurer_for(t.payload) if t.payload is not None else None,
-            roles=frozenset(t.roles),
-            guards=t.guards,
-            update=t.update,
-            update_reads_command=reads_command(t.update),
-            effects=t.effects,
-            target=t.target,
-        )
-        for s in t.source:
-            table.setdefault((s, t.event), []).append(compiled)
-    frozen_table = {k: tuple(v) for k, v in table.items()}
-
-    def sharing(state: str, cands: tuple[_Compiled, ...]) -> tuple[object, ...]:
-        """Keys with the same candidates share one deciding function, unless one of them is
-        internal (its target is the key's state)."""
-        indices = tuple(c.index for c in cands)
-        return (indices, state) if any(c.target is None for c in cands) else (indices,)
-
-    # One generated deciding function per key, shared as above.
-    steps: dict[tuple[object, ...], Step] = {}
-    for (s, _), cands in frozen_table.items():
-        key = sharing(s, cands)
-        if key not in steps:
-            steps[key] = compile_step(cands, spec.invariants, spec.context, s)
-    allowed: dict[str, set[str]] = {}
-    for s, e in frozen_table:
-        allowed.setdefault(s, set()).add(e)
-    object.__setattr__(spec, "_table", frozen_table)
-    by_state: dict[str, dict[str, Step]] = {}
-    for (s, e), cands in frozen_table.items():
-        by_state.setdefault(s, {})[e] = steps[sharing(s, cands)]
-    object.__setattr__(spec, "_steps", by_state)
-    object.__setattr__(spec, "_allowed", {s: tuple(sorted(es)) for s, es in allowed.items()})
-    object.__setattr__(spec, "_events", frozenset(t.event for t in spec.transitions))
-    object.__setattr__(spec, "_context_structure", structurer_for(spec.context))
-    object.__setattr__(spec, "_context_check", checker_for(spec.context))
-    object.__setattr__(
-        spec, "_payload_types", {k: v[0].transition.payload for k, v in frozen_table.items()}
-    )
