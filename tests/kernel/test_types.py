@@ -51,7 +51,9 @@ POOL = PayloadPool(_spec(examples=()))
 
 
 def _payload_class(tp: object) -> type:
-    """An attrs payload class with one field of type ``tp``."""
+    """An attrs payload class with one field of type ``tp`` (``None`` spelt ``NoneType``: to
+    attrs, ``type=None`` means no annotation)."""
+    tp = type(None) if tp is None else tp
     return attrs.make_class("Payload", {"value": attrs.field(type=tp)}, frozen=True)
 
 
@@ -88,12 +90,30 @@ def test_the_fuzzer_sends_the_explorer_samples_first(case: TypeCase) -> None:
     catalog = Catalog(_spec(payload), Faults())
     send = next(ev for ev in catalog.enabled["a"] if ev.name == "send")
     samples = list(sample_payloads(payload))
-    # the fuzzer's boundary payloads are the explorer's samples, and its generated ones
-    # start with them before going wider
-    assert list(send.payloads) == samples
+    # the fuzzer's boundary payloads start with the explorer's samples, and so do its
+    # generated ones, before going wider; a type nested too deep to have samples still has
+    # payloads to send
+    assert list(send.payloads[: len(samples)]) == samples
     assert list(send.generated[: len(samples)]) == samples
+    assert send.payloads
     for value in (*send.payloads, *send.generated):
         reads_back(payload, value)
+
+
+@attrs.frozen
+class Refund:
+    order_total: int
+    amount: int
+    note: str | None = None
+
+
+def test_the_fuzzer_also_tries_the_opposite_corner() -> None:
+    # the explorer's samples vary one field at a time around 0, "", None; the fuzzer adds
+    # the payload whose every field is at its second sample, what guards most often want
+    corner = {"order_total": 1, "amount": 1, "note": "a"}
+    assert corner not in sample_payloads(Refund)
+    payloads = POOL.payloads("send", Refund)
+    assert payloads[: len(sample_payloads(Refund)) + 1] == (*sample_payloads(Refund), corner)
 
 
 def test_a_literal_enum_member_is_sent_as_the_member() -> None:
@@ -166,10 +186,12 @@ CONSUMERS: dict[str, Callable[[object], object]] = {
 def test_unsupported_types_are_refused_alike_by_every_consumer(tp: object) -> None:
     messages = {name: _refusal(consume, tp) for name, consume in CONSUMERS.items()}
     assert len(set(messages.values())) == 1, messages
-    # and a spec refuses such a payload type when it is built, with the same words
+    # and a spec refuses a payload type holding one when it is built, in the same words
+    payload = _payload_class(tp)
     with pytest.raises(SpecError) as info:
-        _spec(_payload_class(tp))
-    assert next(iter(messages.values())) in str(info.value)
+        _spec(payload)
+    for consume in CONSUMERS.values():
+        assert _refusal(consume, payload) in str(info.value)
 
 
 def test_refusals_name_the_field_and_the_type() -> None:
