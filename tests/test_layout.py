@@ -139,3 +139,35 @@ def test_every_public_name_is_documented(module_name: str) -> None:
         obj = getattr(module, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert inspect.getdoc(obj), f"{module_name}.{name} has no docstring"
+
+
+@pytest.mark.parametrize(
+    ("name", "builtin"),
+    [
+        ("statekernel.kernel:SpecError", ValueError),
+        ("statekernel.kernel:InvalidIdentifier", ValueError),
+        ("statekernel.kernel:PayloadError", ValueError),
+        ("statekernel.kernel:UnsupportedType", TypeError),
+        ("statekernel.kernel:TraceMismatch", ValueError),
+        ("statekernel.kernel.testing:FuzzViolation", AssertionError),
+    ],
+)
+def test_kernel_exceptions_have_one_root_and_the_builtin_base_users_expect(
+    name: str, builtin: type[BaseException]
+) -> None:
+    from statekernel.kernel import StatekernelError
+
+    module_name, _, attr = name.partition(":")
+    exc = getattr(importlib.import_module(module_name), attr)
+    assert issubclass(exc, StatekernelError) and issubclass(exc, builtin), exc.__mro__
+
+
+@pytest.mark.parametrize("module_name", _public_modules())
+def test_every_public_exception_is_a_statekernel_error(module_name: str) -> None:
+    from statekernel.kernel import StatekernelError
+
+    module = importlib.import_module(module_name)
+    for name in getattr(module, "__all__", []):
+        obj = getattr(module, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            assert issubclass(obj, StatekernelError), f"{module_name}.{name}"

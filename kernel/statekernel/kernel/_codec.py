@@ -14,7 +14,8 @@ Supported types: ``int``, ``float``, ``str``, ``bool``, ``None``, ``typing.Any``
 ``Literal[...]``, unions (``X | None`` included), ``tuple[X, ...]``, ``tuple[X, Y]``,
 ``list[X]``, ``frozenset[X]``, ``dict[str, X]``, ``enum.Enum`` subclasses and nested attrs
 classes. Compilation fails with :class:`UnsupportedType` for anything else, which the spec
-reports as a build-time problem.
+reports as a build-time problem. Which types those are is decided in one place,
+``_types.describe``: both compilers here are folds over its descriptions.
 """
 
 from __future__ import annotations
@@ -23,12 +24,26 @@ import contextlib
 import enum
 import inspect
 import math
-import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
+
+from ._errors import PayloadError, UnsupportedType
+from ._types import (
+    AnyValue,
+    AttrsClass,
+    DictOf,
+    EnumOf,
+    FixedTuple,
+    LiteralOf,
+    Scalar,
+    SequenceOf,
+    TypeDescription,
+    UnionOf,
+    describe,
+)
 
 __all__ = [
     "Checker",
@@ -45,28 +60,6 @@ Structurer = Callable[[object], Any]
 :class:`PayloadError`."""
 
 
-class PayloadError(Exception):
-    """Plain data does not fit a type. ``path`` names the field, ``reason`` says why."""
-
-    def __init__(self, reason: str, path: tuple[str, ...] = ()) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.path = path
-
-    def within(self, name: str) -> PayloadError:
-        """The same error, one level further out (``name`` is the enclosing field)."""
-        return type(self)(self.reason, (name, *self.path))
-
-    @property
-    def field(self) -> str:
-        """The dotted path of the offending field (``""`` for the value itself)."""
-        return ".".join(self.path)
-
-
-class UnsupportedType(TypeError):
-    """A type that the codec cannot convert strictly."""
-
-
 def _describe(value: object) -> str:
     text = repr(value)
     if len(text) > 60:
@@ -79,65 +72,42 @@ _cache: dict[object, Structurer] = {}
 
 def structurer_for(tp: object) -> Structurer:
     """Compile (and cache) the strict structurer for ``tp``."""
-    key = _cache_key(tp)
+    return _structurer(describe(tp))
+
+
+def _structurer(described: TypeDescription) -> Structurer:
     try:
-        return _cache[key]
+        return _cache[described.key]
     except (KeyError, TypeError):
         pass
-    fn = _compile(tp)
+    fn = _compile(described)
     with contextlib.suppress(TypeError):  # unhashable type expressions are not cached
-        _cache[key] = fn
+        _cache[described.key] = fn
     return fn
 
 
-def _cache_key(tp: object) -> object:
-    """``tp`` as a cache key. Unions compare equal whatever the order of their members
-    (``int | float == float | int``, and so do ``list[int | float]`` and ``list[float |
-    int]``), but the first member that fits wins, so members are keyed in order."""
-    origin = typing.get_origin(tp)
-    if origin is None or origin is Literal:  # Literal[1] != Literal[True], unlike 1 and True
-        return tp
-    return (origin, tuple(_cache_key(a) for a in typing.get_args(tp)))
-
-
-def _compile(tp: object) -> Structurer:
-    if tp is Any or tp is object:
-        return _identity
-    if tp is None or tp is type(None):
-        return _none
-    if tp is bool:
-        return _bool
-    if tp is int:
-        return _int
-    if tp is float:
-        return _float
-    if tp is str:
-        return _str
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _enum(tp)
-    if isinstance(tp, type) and attrs.has(tp):
-        return _attrs_class(tp)
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Literal:
-        return _literal(args)
-    if origin is typing.Union or origin is types.UnionType:
-        return _union(args)
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return _sequence(structurer_for(args[0]), tuple, "tuple")
-        if args == ((),):  # tuple[()]
-            return _fixed_tuple(())
-        return _fixed_tuple(tuple(structurer_for(a) for a in args))
-    if origin is list:
-        return _sequence(structurer_for(args[0]) if args else _identity, list, "list")
-    if origin is frozenset:
-        return _sequence(structurer_for(args[0]) if args else _identity, frozenset, "frozenset")
-    if origin in (dict, Mapping):
-        if args and args[0] is not str:
-            raise UnsupportedType(f"mapping keys must be str, not {args[0]!r}")
-        return _mapping(structurer_for(args[1]) if args else _identity)
-    raise UnsupportedType(f"cannot convert values of type {tp!r} strictly")
+def _compile(described: TypeDescription) -> Structurer:
+    match described:
+        case AnyValue():
+            return _identity
+        case Scalar():
+            return _SCALAR_STRUCTURERS[described.tp]
+        case EnumOf():
+            return _enum(described.tp)
+        case LiteralOf():
+            return _literal(described.choices)
+        case UnionOf():
+            return _union(described)
+        case FixedTuple():
+            return _fixed_tuple(tuple(_structurer(i) for i in described.items))
+        case SequenceOf():
+            origin = described.origin
+            return _sequence(_structurer(described.item), origin, origin.__name__)
+        case DictOf():
+            return _mapping(_structurer(described.value))
+        case AttrsClass():
+            return _attrs_class(described)
+    typing.assert_never(described)
 
 
 def _identity(value: object) -> object:
@@ -210,6 +180,15 @@ def _str(value: object) -> str:
     raise PayloadError(f"expected str, got {_describe(value)}")
 
 
+_SCALAR_STRUCTURERS: dict[type, Structurer] = {
+    type(None): _none,
+    bool: _bool,
+    int: _int,
+    float: _float,
+    str: _str,
+}
+
+
 def _enum(cls: type[enum.Enum]) -> Structurer:
     by_value = {m.value: m for m in cls}
 
@@ -236,11 +215,11 @@ def _literal(choices: tuple[object, ...]) -> Structurer:
     return structure
 
 
-def _union(args: tuple[object, ...]) -> Structurer:
-    optional = type(None) in args
-    rest = [a for a in args if a is not type(None)]
+def _union(described: UnionOf) -> Structurer:
+    optional = described.optional
+    rest = described.rest
     if len(rest) == 1:
-        inner = structurer_for(rest[0])
+        inner = _structurer(rest[0])
 
         def structure_optional(value: object) -> object:
             if value is None:
@@ -248,8 +227,8 @@ def _union(args: tuple[object, ...]) -> Structurer:
             return inner(value)
 
         return structure_optional
-    members = [structurer_for(a) for a in rest]
-    names = " | ".join(getattr(a, "__name__", repr(a)) for a in args)
+    members = [_structurer(a) for a in rest]
+    names = " | ".join(getattr(m.tp, "__name__", repr(m.tp)) for m in described.members)
 
     def structure(value: object) -> object:
         if value is None and optional:
@@ -321,7 +300,7 @@ def _mapping(item: Structurer) -> Structurer:
     return structure
 
 
-_FAST_CHECKS: dict[object, str] = {
+_FAST_CHECKS: dict[type, str] = {
     int: "type({v}) is int",
     str: "type({v}) is str",
     bool: "{v} is True or {v} is False",
@@ -329,17 +308,18 @@ _FAST_CHECKS: dict[object, str] = {
 """Inline checks that let the common case skip a function call (float has none: NaN)."""
 
 
-def _attrs_class(cls: type) -> Structurer:
+def _attrs_class(described: AttrsClass) -> Structurer:
     # A trampoline stands in the cache while the fields compile, so that a class whose fields
     # refer back to it (directly or not) compiles too.
     compiled: list[Structurer] = []
+    cls = described.tp
 
     def trampoline(value: object) -> object:
         return compiled[0](value)
 
     _cache[cls] = trampoline
     try:
-        fn = _generate_attrs_structurer(cls)
+        fn = _generate_attrs_structurer(described)
     except BaseException:
         del _cache[cls]
         raise
@@ -348,35 +328,21 @@ def _attrs_class(cls: type) -> Structurer:
     return fn
 
 
-def _generate_attrs_structurer(cls: type) -> Structurer:
+def _generate_attrs_structurer(described: AttrsClass) -> Structurer:
     """Generate straight-line code for one attrs class: no loops over fields, no kwargs dict
     when every field is required, inline checks for the common primitive types."""
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception as exc:
-        raise UnsupportedType(
-            f"cannot resolve the field types of {cls.__qualname__}: {exc}"
-        ) from exc
-    fields: list[tuple[str, str, object, bool]] = []  # (alias, attribute name, type, required)
-    for a in attrs.fields(cls):
-        if not a.init:
-            continue
-        tp = hints.get(a.name, a.type)
-        if tp is None:
-            raise UnsupportedType(f"field {cls.__qualname__}.{a.name} has no type annotation")
-        fields.append((a.alias, a.name, tp, a.default is attrs.NOTHING))
+    cls = described.tp
+    fields = described.fields
+    aliases = [f.alias for f in fields]
     namespace: dict[str, Any] = {
         "cls": cls,
         "PayloadError": PayloadError,
-        "known": frozenset(alias for alias, _, _, _ in fields),
+        "known": frozenset(aliases),
     }
-    for i, (alias, _, tp, _) in enumerate(fields):
-        try:
-            namespace[f"s{i}"] = structurer_for(tp)
-        except UnsupportedType as exc:
-            raise UnsupportedType(f"{cls.__qualname__}.{alias}: {exc}") from exc
-    field_list = ", ".join(alias for alias, _, _, _ in fields) or "(none)"
-    attr_names = [(alias, name) for alias, name, _, _ in fields]
+    for i, f in enumerate(fields):
+        namespace[f"s{i}"] = _structurer(f.type)
+    field_list = ", ".join(aliases) or "(none)"
+    attr_names = [(f.alias, f.name) for f in fields]
 
     def coerce(value: object) -> Mapping[Any, object]:
         if isinstance(value, cls):
@@ -391,7 +357,7 @@ def _generate_attrs_structurer(cls: type) -> Structurer:
 
     namespace["coerce"] = coerce
     namespace["unknown"] = unknown
-    all_required = all(required for _, _, _, required in fields)
+    all_required = all(f.required for f in fields)
     lines = [
         "def structure(value):",
         "    data = value if type(value) is dict else coerce(value)",
@@ -401,10 +367,10 @@ def _generate_attrs_structurer(cls: type) -> Structurer:
     ]
     if not all_required:
         lines.append("    kw = {}")
-    for i, (alias, _, tp, required) in enumerate(fields):
-        key = repr(alias)
+    for i, f in enumerate(fields):
+        key = repr(f.alias)
         v = f"v{i}"
-        fast = _FAST_CHECKS.get(tp)
+        fast = _FAST_CHECKS.get(f.type.tp) if isinstance(f.type, Scalar) else None
         body: list[str] = []
         if fast is not None:
             body += [
@@ -421,7 +387,7 @@ def _generate_attrs_structurer(cls: type) -> Structurer:
                 "except PayloadError as exc:",
                 f"    raise exc.within({key}) from None",
             ]
-        if required:
+        if f.required:
             lines += [
                 "    try:",
                 f"        {v} = data[{key}]",
@@ -436,11 +402,11 @@ def _generate_attrs_structurer(cls: type) -> Structurer:
             lines.append(f"        {v} = data[{key}]")
             lines += ["        " + b for b in body]
             lines.append(f"        kw[{key}] = {v}")
-    if all_required and _takes_fields_in_order(cls, [alias for alias, _, _, _ in fields]):
+    if all_required and _takes_fields_in_order(cls, aliases):
         # Positional arguments: the same call as the keyword one below, without the kwargs.
         lines.append(f"    return cls({', '.join(f'v{i}' for i in range(len(fields)))})")
     elif all_required:
-        args = ", ".join(f"{alias}=v{i}" for i, (alias, _, _, _) in enumerate(fields))
+        args = ", ".join(f"{alias}=v{i}" for i, alias in enumerate(aliases))
         lines.append(f"    return cls({args})")
     else:
         lines.append("    return cls(**kw)")
@@ -621,18 +587,17 @@ def checker_for(tp: object) -> Checker:
     field. An instance of a subclass of an attrs class does not: it comes back as the
     declared class, and attrs' ``__eq__`` compares classes.
     """
-    return _node(tp).check
+    return _node(describe(tp)).check
 
 
-def _node(tp: object) -> _Node:
-    key = _cache_key(tp)
+def _node(described: TypeDescription) -> _Node:
     try:
-        return _nodes[key]
+        return _nodes[described.key]
     except (KeyError, TypeError):
         pass
-    node = _compile_node(tp)
+    node = _compile_node(described)
     with contextlib.suppress(TypeError):
-        _nodes[key] = node
+        _nodes[described.key] = node
     return node
 
 
@@ -696,8 +661,8 @@ def _locate_values(item: Checker) -> _Locate:
     return locate
 
 
-def _leaf(tp: object, pred: _Pred, accepts: set[str], fast: set[str]) -> _Node:
-    slow = _round_trip(structurer_for(tp))
+def _leaf(structure: Structurer, pred: _Pred, accepts: set[str], fast: set[str]) -> _Node:
+    slow = _round_trip(structure)
     return _Node(pred, _with_fast_path(pred, slow), frozenset(accepts), frozenset(fast))
 
 
@@ -742,47 +707,48 @@ def _is_plain(value: object) -> bool:
     return False
 
 
-def _compile_node(tp: object) -> _Node:
-    structure = structurer_for(tp)  # UnsupportedType for what the codec cannot convert
-    if tp is Any or tp is object:
-        locate_any: list[Checker] = []
+_SCALAR_NODES: dict[type, tuple[_Pred, set[str], set[str]]] = {
+    type(None): (_is_none, {"none"}, {"none"}),
+    bool: (_is_bool, {"bool"}, {"bool"}),
+    int: (_is_int, {"int"}, {"int"}),
+    float: (_is_float, {"int", "float"}, {"float"}),
+    str: (_is_str, {"str"}, {"str"}),
+}
+"""Per scalar type: the fast path, the kinds it accepts and the kinds its fast path vouches
+for."""
 
-        def locate(value: object, kind: type[PayloadError]) -> PayloadError | None:
-            return _locate_items(locate_any[0])(value, kind) or _locate_values(locate_any[0])(
-                value, kind
-            )
 
-        check = _with_fast_path(_is_plain, _round_trip(structure, locate))
-        locate_any.append(check)
-        return _Node(_is_plain, check, _ALL_KINDS, _ALL_KINDS)
-    if tp is None or tp is type(None):
-        return _leaf(tp, _is_none, {"none"}, {"none"})
-    if tp is bool:
-        return _leaf(tp, _is_bool, {"bool"}, {"bool"})
-    if tp is int:
-        return _leaf(tp, _is_int, {"int"}, {"int"})
-    if tp is float:
-        return _leaf(tp, _is_float, {"int", "float"}, {"float"})
-    if tp is str:
-        return _leaf(tp, _is_str, {"str"}, {"str"})
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _enum_node(tp, structure)
-    if isinstance(tp, type) and attrs.has(tp):
-        return _attrs_node(tp)
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Literal:
-        return _literal_node(tp, args)
-    if origin is typing.Union or origin is types.UnionType:
-        return _union_node(args, structure)
-    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-        items = () if args == ((),) else args
-        return _fixed_tuple_node(tuple(_node(a) for a in items), structure)
-    if origin in (tuple, list, frozenset):
-        exact: type = origin
-        return _sequence_node(exact, _node(args[0] if args else Any), structure)
-    # dict[str, X] / Mapping[str, X]: the structurer has vetted the key type
-    return _mapping_node(_node(args[1] if args else Any), structure)
+def _compile_node(described: TypeDescription) -> _Node:
+    structure = _structurer(described)
+    match described:
+        case AnyValue():
+            locate_any: list[Checker] = []
+
+            def locate(value: object, kind: type[PayloadError]) -> PayloadError | None:
+                return _locate_items(locate_any[0])(value, kind) or _locate_values(locate_any[0])(
+                    value, kind
+                )
+
+            check = _with_fast_path(_is_plain, _round_trip(structure, locate))
+            locate_any.append(check)
+            return _Node(_is_plain, check, _ALL_KINDS, _ALL_KINDS)
+        case Scalar():
+            return _leaf(structure, *_SCALAR_NODES[described.tp])
+        case EnumOf():
+            return _enum_node(described.tp, structure)
+        case LiteralOf():
+            return _literal_node(described.choices, structure)
+        case UnionOf():
+            return _union_node(described, structure)
+        case FixedTuple():
+            return _fixed_tuple_node(tuple(_node(i) for i in described.items), structure)
+        case SequenceOf():
+            return _sequence_node(described.origin, _node(described.item), structure)
+        case DictOf():
+            return _mapping_node(_node(described.value), structure)
+        case AttrsClass():
+            return _attrs_node(described)
+    typing.assert_never(described)
 
 
 def _kinds(values: Iterable[object]) -> set[str]:
@@ -817,7 +783,7 @@ def _enum_node(cls: type[enum.Enum], structure: Structurer) -> _Node:
     )
 
 
-def _literal_node(tp: object, choices: tuple[object, ...]) -> _Node:
+def _literal_node(choices: tuple[object, ...], structure: Structurer) -> _Node:
     # A plain choice comes back as itself; a float choice (NaN is never equal) or an enum
     # member choice (it comes back as its value, which matches no choice) takes the round trip.
     by_type: dict[type, set[object]] = {}
@@ -830,12 +796,12 @@ def _literal_node(tp: object, choices: tuple[object, ...]) -> _Node:
         allowed = sets.get(type(value))
         return allowed is not None and value in allowed
 
-    return _leaf(tp, pred, _kinds(choices), {_KIND_OF[t] for t in sets})
+    return _leaf(structure, pred, _kinds(choices), {_KIND_OF[t] for t in sets})
 
 
-def _union_node(args: tuple[object, ...], structure: Structurer) -> _Node:
-    optional = type(None) in args
-    rest = [a for a in args if a is not type(None)]
+def _union_node(described: UnionOf, structure: Structurer) -> _Node:
+    optional = described.optional
+    rest = described.rest
     nodes = [_node(a) for a in rest]
     if optional and len(rest) == 1:
         # the structurer takes None first and hands anything else to the one member
@@ -936,7 +902,7 @@ def _mapping_node(item: _Node, structure: Structurer) -> _Node:
     return _Node(pred, check, frozenset({"dict"}), frozenset({"dict"}))
 
 
-_INLINE_PREDS: dict[object, str] = {
+_INLINE_PREDS: dict[type, str] = {
     int: "type({x}) is int",
     str: "type({x}) is str",
     bool: "({x} is True or {x} is False)",
@@ -946,23 +912,20 @@ _INLINE_PREDS: dict[object, str] = {
 """Fast paths inlined into the generated code of an attrs class, to spare a call."""
 
 
-def _inline_pred(tp: object) -> str | None:
-    try:
-        found = _INLINE_PREDS.get(tp)
-    except TypeError:
-        return None
-    if found is not None:
-        return found
-    args = typing.get_args(tp)
-    optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 2
-    if optional and args[1] is type(None) and args[0] in _INLINE_PREDS:
-        return f"({{x}} is None or {_INLINE_PREDS[args[0]]})"
+def _inline_pred(described: TypeDescription) -> str | None:
+    if isinstance(described, Scalar):
+        return _INLINE_PREDS[described.tp]
+    if isinstance(described, UnionOf) and len(described.members) == 2:
+        first, second = described.members
+        if isinstance(second, Scalar) and second.tp is type(None) and isinstance(first, Scalar):
+            return f"({{x}} is None or {_INLINE_PREDS[first.tp]})"
     return None
 
 
-def _attrs_node(cls: type) -> _Node:
+def _attrs_node(described: AttrsClass) -> _Node:
     # Stand-ins hold the cache while the fields compile, for classes that refer to themselves.
     compiled: list[_Node] = []
+    cls = described.tp
 
     def pred_trampoline(value: object) -> bool:
         return compiled[0].pred(value)
@@ -973,7 +936,7 @@ def _attrs_node(cls: type) -> _Node:
     dicts = frozenset({"dict"})
     _nodes[cls] = _Node(pred_trampoline, check_trampoline, dicts, dicts)
     try:
-        node = _generate_attrs_checker(cls)
+        node = _generate_attrs_checker(described)
     except BaseException:
         del _nodes[cls]
         raise
@@ -1008,8 +971,9 @@ def _compares_init_fields(cls: type) -> bool:
     return True
 
 
-def _generate_attrs_checker(cls: type) -> _Node:
-    structure = structurer_for(cls)
+def _generate_attrs_checker(described: AttrsClass) -> _Node:
+    cls = described.tp
+    structure = _structurer(described)
     whole = _round_trip(structure)
     dicts = frozenset({"dict"})
     if not _compares_init_fields(cls):
@@ -1018,8 +982,6 @@ def _generate_attrs_checker(cls: type) -> _Node:
             return False
 
         return _Node(never, whole, dicts, frozenset())
-    hints = typing.get_type_hints(cls)  # resolvable: the structurer compiled
-    fields = [(a.alias, a.name, hints.get(a.name, a.type)) for a in attrs.fields(cls) if a.init]
     namespace: dict[str, Any] = {
         "cls": cls,
         "whole": whole,
@@ -1035,20 +997,20 @@ def _generate_attrs_checker(cls: type) -> _Node:
         "        return whole(value)",
         "    found = None",
     ]
-    for i, (alias, name, tp) in enumerate(fields):
-        node = _node(tp)
+    for i, f in enumerate(described.fields):
+        node = _node(f.type)
         namespace[f"p{i}"] = node.pred
         namespace[f"c{i}"] = node.check
-        inline = _inline_pred(tp)
+        inline = _inline_pred(f.type)
         cond = inline.format(x="v") if inline is not None else f"p{i}(v)"
-        pred_lines += [f"    v = value.{name}", f"    if not {cond}:", "        return False"]
+        pred_lines += [f"    v = value.{f.name}", f"    if not {cond}:", "        return False"]
         check_lines += [
-            f"    v = value.{name}",
+            f"    v = value.{f.name}",
             f"    if not {cond}:",
             "        try:",
             f"            c{i}(v)",
             "        except PayloadError as exc:",
-            f"            found = first(found, exc.within({alias!r}))",
+            f"            found = first(found, exc.within({f.alias!r}))",
         ]
     pred_lines.append("    return True")
     check_lines += ["    if found is not None:", "        raise found"]

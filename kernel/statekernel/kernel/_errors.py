@@ -6,7 +6,14 @@ from collections.abc import Iterable
 
 import attrs
 
-__all__ = ["InvalidIdentifier", "Problem", "SpecError", "StatekernelError"]
+__all__ = [
+    "InvalidIdentifier",
+    "PayloadError",
+    "Problem",
+    "SpecError",
+    "StatekernelError",
+    "UnsupportedType",
+]
 
 
 class StatekernelError(Exception):
@@ -49,3 +56,25 @@ class InvalidIdentifier(StatekernelError, ValueError):
         if len(shown) > 80:
             shown = shown[:77] + "..."
         super().__init__(f"invalid {what} {shown}: {reason}")
+
+
+class PayloadError(StatekernelError, ValueError):
+    """Plain data does not fit a type. ``path`` names the field, ``reason`` says why."""
+
+    def __init__(self, reason: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = path
+
+    def within(self, name: str) -> PayloadError:
+        """The same error, one level further out (``name`` is the enclosing field)."""
+        return type(self)(self.reason, (name, *self.path))
+
+    @property
+    def field(self) -> str:
+        """The dotted path of the offending field (``""`` for the value itself)."""
+        return ".".join(self.path)
+
+
+class UnsupportedType(StatekernelError, TypeError):
+    """A type that the codec cannot convert strictly, or a value that has no plain form."""

@@ -42,11 +42,8 @@ verdict and every reported decision are :func:`~statekernel.kernel.decide`'s own
 from __future__ import annotations
 
 import builtins
-import enum
 import sys
 import time
-import types
-import typing
 from array import array
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -62,6 +59,7 @@ from ._plan import KeyRecord, plan
 from ._serial import plain
 from ._spec import Spec
 from ._trace import VIOLATION_CODES, Trace, TraceStep, violation_property
+from ._types import sample_payloads
 
 __all__ = [
     "ALL_ROLES",
@@ -104,7 +102,6 @@ sizes are met and missed."""
 ENTITY: Final = "e1"
 """The entity id every explored trace acts on."""
 
-_MAX_SAMPLES = 16
 _CHECK_EVERY = 512  # expanded states between two looks at the clock
 _PROGRESS_EVERY = 1.0  # seconds between two progress calls
 
@@ -340,76 +337,6 @@ class ExploreReport:
 
 def _numbered(trace: Trace) -> list[str]:
     return [f"{i:>3}. {s.describe()}" for i, s in enumerate(trace.steps, 1)]
-
-
-# --- payload samples ---------------------------------------------------------------------
-
-
-def sample_payloads(tp: type) -> tuple[Any, ...]:
-    """A small deterministic sample of plain payload data for the attrs class ``tp``, used by
-    the explorer for transitions that have a payload type and no ``examples``.
-
-    Each field gets a few values of its type: ``bool`` False, True; ``int`` 0, 1, -1;
-    ``float`` 0.0, 1.0, -1.0; ``str`` "", "a"; every member of a ``Literal`` or ``Enum``;
-    ``None`` then the samples of ``X`` for ``X | None``; an empty and a one-item list for
-    sequences; ``{}`` for mappings; ``None`` for ``Any``. The first sample sets every field to
-    its first value; each further sample changes one field to one of its other values (so the
-    count is one plus the sum of the extra values, not their product), capped at 16.
-    """
-    return tuple(_samples(tp, 0))[:_MAX_SAMPLES]
-
-
-def _samples(tp: object, depth: int) -> list[Any]:
-    if tp is Any or tp is object or tp is None or tp is type(None):
-        return [None]
-    if tp is bool:
-        return [False, True]
-    if tp is int:
-        return [0, 1, -1]
-    if tp is float:
-        return [0.0, 1.0, -1.0]
-    if tp is str:
-        return ["", "a"]
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return [m.value for m in tp]
-    if isinstance(tp, type) and attrs.has(tp):
-        if depth > 3:
-            return []
-        hints = typing.get_type_hints(tp)
-        fields = [
-            (a.alias, _samples(hints.get(a.name, a.type), depth + 1))
-            for a in attrs.fields(tp)
-            if a.init
-        ]
-        if any(not values for _, values in fields):
-            return []
-        base = {name: values[0] for name, values in fields}
-        out = [base]
-        for name, values in fields:
-            for v in values[1:]:
-                out.append({**base, name: v})
-        return out
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Literal:
-        return list(args)
-    if origin is typing.Union or origin is types.UnionType:
-        out_u: list[Any] = [None] if type(None) in args else []
-        for a in args:
-            if a is not type(None):
-                out_u.extend(v for v in _samples(a, depth + 1) if v not in out_u)
-        return out_u
-    if origin in (tuple, list, frozenset):
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            items = [_samples(a, depth + 1) for a in args if a != ()]
-            if any(not i for i in items):
-                return []
-            return [[i[0] for i in items]]
-        inner = _samples(args[0], depth + 1) if args else [None]
-        return [[], [inner[0]]] if inner else [[]]
-    if origin in (dict, Mapping):
-        return [{}]
-    return []
 
 
 # --- moves -------------------------------------------------------------------------------

@@ -19,23 +19,39 @@ can be replayed against a store without it (:func:`replay_against_store`).
 
 from __future__ import annotations
 
-import enum
 import random
 import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from ._codec import UnsupportedType, unstructure
 from ._decision import decide
+from ._errors import StatekernelError
 from ._model import Accepted, Actor, AuditRecord, Command, Decision, Rejected, Snapshot
 from ._plan import KeyRecord, Plan, plan
 from ._serial import decision_to_data, plain, record_to_data
 from ._spec import Spec
 from ._trace import VIOLATION_CODES, Trace, TraceStep
+from ._types import (
+    SCALAR_SAMPLES,
+    AnyValue,
+    AttrsClass,
+    DictOf,
+    EnumOf,
+    FixedTuple,
+    LiteralOf,
+    Scalar,
+    SequenceOf,
+    TypeDescription,
+    UnionOf,
+    describe,
+    sample_payloads,
+    samples,
+)
 
 __all__ = [
     "BASE_TIME",
@@ -121,9 +137,11 @@ class Faults:
     in_flight: int = attrs.field(default=4, validator=_at_least(1))
 
 
-class FuzzViolation(AssertionError):
+class FuzzViolation(StatekernelError, AssertionError):
     """A property failed: the spec let through what its invariants forbid, or the store
-    disagreed with the kernel.
+    disagreed with the kernel. An ``AssertionError``, so test runners report it as a failed
+    test, and a :class:`~statekernel.kernel.StatekernelError` like every error statekernel
+    raises on purpose.
 
     ``property`` names what failed, as :func:`~statekernel.kernel.replay_trace` and the
     explorer do: ``invariant_violated: <invariant>`` or ``spec_fault: <where>`` when the spec
@@ -184,62 +202,27 @@ class FuzzViolation(AssertionError):
 # --- what the fuzzer can send ----------------------------------------------------------------
 
 
-def _field_types(cls: type) -> list[tuple[str, Any, bool]]:
-    """``(name, type, required)`` for each ``__init__`` field of an attrs class."""
-    hints = typing.get_type_hints(cls)
-    return [
-        (a.alias, hints.get(a.name, a.type), a.default is attrs.NOTHING)
-        for a in attrs.fields(cls)
-        if a.init
-    ]
+_EDGE_INTS = (*SCALAR_SAMPLES[int], 2, 3, 10, 100, 2**31 - 1, -(2**31), 2**63 - 1, -(2**63), 2**70)
+_EDGE_FLOATS = (*SCALAR_SAMPLES[float], 0.5, 1e300)
+_EDGE_STRS = (*SCALAR_SAMPLES[str], "x" * 40, "é", "Ω≈ç", " ", "0")
+"""The values the fuzzer draws numbers and strings from, besides the spec's own: the samples
+every payload starts from (0, 1, -1, "", "a"...), then the edges of the wider range."""
+
+_MAX_DEPTH = 4
+"""Nested deeper than this, a generated value is the first sample of its type (``None`` when
+it has none): the values of a class that refers to itself stay finite."""
 
 
-def samples(tp: object, depth: int = 0) -> list[Any]:
-    """A few plain-data values of type ``tp`` (boundary values first), for payload types
-    that have no examples."""
-    if depth > 3:
-        return [None]
-    if tp is Any or tp is object:
-        return [None, 1, "a"]
-    if tp is None or tp is type(None):
-        return [None]
-    if tp is bool:
-        return [True, False]
-    if tp is int:
-        return [1, 0, -1, 2]
-    if tp is float:
-        return [1.0, 0.0, -1.5]
-    if tp is str:
-        return ["a", ""]
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return [unstructure(m.value) for m in tp]
-    if isinstance(tp, type) and attrs.has(tp):
-        fields = _field_types(tp)
-        base = {name: samples(ftp, depth + 1)[0] for name, ftp, _ in fields}
-        out = [base]
-        for name, ftp, _ in fields:
-            for alt in samples(ftp, depth + 1)[1:2]:
-                out.append({**base, name: alt})
-        return out[:6]
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Literal:
-        return [unstructure(a) for a in args]
-    if _union_type(tp):
-        return [v for a in args for v in samples(a, depth + 1)[:2]]
-    if origin in (tuple, list, frozenset):
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            return [[samples(a, depth + 1)[0] for a in args if a != ()]]
-        inner = samples(args[0], depth + 1) if args else [None]
-        return [[], [inner[0]]]
-    if origin in (dict, Mapping):
-        inner = samples(args[1], depth + 1) if len(args) == 2 else [None]
-        return [{}, {"a": inner[0]}]
-    return [None]
-
-
-_EDGE_INTS = (0, 1, -1, 2, 3, 10, 100, 2**31 - 1, -(2**31), 2**63 - 1, -(2**63), 2**70)
-_EDGE_STRS = ("", "a", "x" * 40, "é", "Ω≈ç", " ", "0")
+def boundary_payloads(tp: object) -> list[Any]:
+    """The payloads of type ``tp`` the fuzzer tries before random ones: the explorer's
+    samples (:func:`~statekernel.kernel.sample_payloads`), which vary one field at a time
+    around 0, "", False, then the payload at the opposite corner, every field at its second
+    sample (1, "a", True: the positive amount, the non-empty name that guards most often
+    want)."""
+    out = {repr(v): v for v in sample_payloads(tp)}  # type: ignore[arg-type]
+    for v in samples(describe(tp), second=True)[:1]:
+        out.setdefault(repr(v), v)
+    return list(out.values())
 
 
 def _harvest(value: object, ints: set[int], strs: set[str]) -> None:
@@ -259,9 +242,10 @@ def _harvest(value: object, ints: set[int], strs: set[str]) -> None:
 
 class PayloadPool:
     """Payloads generated from payload types, deterministically (seeded by the spec's and the
-    event's names): boundary samples first, then random values that favour the numbers and
-    strings found in the spec's examples, so that guards comparing names or amounts are met
-    as well as missed."""
+    event's names): the explorer's samples first (:func:`~statekernel.kernel.sample_payloads`),
+    then random values that favour the numbers and strings found in the spec's examples, so
+    that guards comparing names or amounts are met as well as missed. Every value is plain
+    data that structures into the payload type."""
 
     def __init__(self, spec: Spec, size: int = 24) -> None:
         ints: set[int] = set()
@@ -274,71 +258,66 @@ class PayloadPool:
         self._size = size
         self._spec = spec
 
-    def payloads(self, event: str, tp: type) -> tuple[Any, ...]:
-        """Up to ``size`` distinct plain payloads of type ``tp`` for ``event``."""
+    def payloads(self, event: str, tp: object) -> tuple[Any, ...]:
+        """Up to ``size`` distinct plain payloads of type ``tp`` for ``event``. Raises
+        :class:`~statekernel.kernel.UnsupportedType` for a type the codec cannot convert."""
+        described = describe(tp)
         rng = random.Random(f"{self._spec.name}:{event}")
         out: dict[str, Any] = {}
-        for v in samples(tp):
+        for v in boundary_payloads(tp):
             out.setdefault(repr(v), v)
         for _ in range(self._size * 4):
             if len(out) >= self._size:
                 break
-            v = self._random(tp, rng, 0)
+            v = self._random(described, rng, 0)
             out.setdefault(repr(v), v)
         return tuple(out.values())
 
-    def _random(self, tp: object, rng: random.Random, depth: int) -> Any:
-        if depth > 4:
-            return None
-        if tp is Any or tp is object:
-            return rng.choice([None, rng.choice(self._ints), rng.choice(self._strs)])
-        if tp is None or tp is type(None):
-            return None
-        if tp is bool:
-            return rng.random() < 0.5
-        if tp is int:
-            r = rng.random()
-            if r < 0.5:
-                return rng.choice(self._ints)
-            return rng.choice(_EDGE_INTS) if r < 0.8 else rng.randint(-1000, 1000)
-        if tp is float:
-            return rng.choice([0.0, 0.5, -1.0, 1e300, rng.uniform(-100, 100)])
-        if tp is str:
-            r = rng.random()
-            if r < 0.6:
-                return rng.choice(self._strs)
-            return rng.choice(_EDGE_STRS)
-        if isinstance(tp, type) and issubclass(tp, enum.Enum):
-            return unstructure(rng.choice(list(tp)).value)
-        if isinstance(tp, type) and attrs.has(tp):
-            out: dict[str, Any] = {}
-            for name, ftp, required in _field_types(tp):
-                if required or rng.random() < 0.7:
-                    out[name] = self._random(ftp, rng, depth + 1)
-            return out
-        origin = typing.get_origin(tp)
-        args = typing.get_args(tp)
-        if origin is Literal:
-            return unstructure(rng.choice(args))
-        if _union_type(tp):
-            return self._random(rng.choice(args), rng, depth + 1)
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            return [self._random(a, rng, depth + 1) for a in args if a != ()]
-        if origin in (tuple, list, frozenset):
-            n = rng.choice([0, 1, 1, 2, 3])
-            return [self._random(args[0] if args else Any, rng, depth + 1) for _ in range(n)]
-        if origin in (dict, Mapping):
-            n = rng.choice([0, 1, 2])
-            inner = args[1] if len(args) == 2 else Any
-            return {rng.choice(self._strs): self._random(inner, rng, depth + 1) for _ in range(n)}
-        return None
-
-
-def _union_type(tp: object) -> bool:
-    origin = typing.get_origin(tp)
-    return origin is typing.Union or (
-        origin is not None and getattr(origin, "__name__", "") == "UnionType"
-    )
+    def _random(self, described: TypeDescription, rng: random.Random, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            smallest = samples(described)
+            return smallest[0] if smallest else None
+        match described:
+            case AnyValue():
+                return rng.choice([None, rng.choice(self._ints), rng.choice(self._strs)])
+            case Scalar(tp=tp):
+                if tp is bool:
+                    return rng.random() < 0.5
+                if tp is int:
+                    r = rng.random()
+                    if r < 0.5:
+                        return rng.choice(self._ints)
+                    return rng.choice(_EDGE_INTS) if r < 0.8 else rng.randint(-1000, 1000)
+                if tp is float:
+                    return rng.choice([*_EDGE_FLOATS, rng.uniform(-100, 100)])
+                if tp is str:
+                    r = rng.random()
+                    if r < 0.6:
+                        return rng.choice(self._strs)
+                    return rng.choice(_EDGE_STRS)
+                return None
+            case EnumOf() | LiteralOf():
+                return rng.choice(samples(described))
+            case UnionOf():
+                return self._random(rng.choice(described.members), rng, depth + 1)
+            case FixedTuple():
+                return [self._random(i, rng, depth + 1) for i in described.items]
+            case SequenceOf():
+                n = rng.choice([0, 1, 1, 2, 3])
+                return [self._random(described.item, rng, depth + 1) for _ in range(n)]
+            case DictOf():
+                n = rng.choice([0, 1, 2])
+                return {
+                    rng.choice(self._strs): self._random(described.value, rng, depth + 1)
+                    for _ in range(n)
+                }
+            case AttrsClass():
+                out: dict[str, Any] = {}
+                for f in described.fields:
+                    if f.required or rng.random() < 0.7:
+                        out[f.alias] = self._random(f.type, rng, depth + 1)
+                return out
+        typing.assert_never(described)
 
 
 def _junk_for(payload_type: type | None, base: object) -> list[Any]:
@@ -348,15 +327,13 @@ def _junk_for(payload_type: type | None, base: object) -> list[Any]:
     out: list[Any] = ["junk", 7, [base]]
     if isinstance(base, Mapping):
         out.append({**base, "unexpected_field": 1})
-        try:
-            fields = _field_types(payload_type)
-        except Exception:
-            fields = []
-        required = [name for name, _, req in fields if req]
+        described = describe(payload_type)
+        fields = described.fields if isinstance(described, AttrsClass) else ()
+        required = [f.alias for f in fields if f.required]
         if required:
             out.append({k: v for k, v in base.items() if k != required[0]})
         if fields:
-            name = fields[0][0]
+            name = fields[0].alias
             value = base.get(name)
             out.append({**base, name: 12345 if isinstance(value, str) else "junk"})
     return out
@@ -371,9 +348,9 @@ def _plain_payload(value: object) -> Any:
 
 @attrs.frozen
 class EnabledEvent:
-    """An event with a transition out of one state: the payloads to try (examples, else
-    samples of its type), its payload type, the clients allowed to fire it and junk
-    payloads."""
+    """An event with a transition out of one state: the payloads to try (its examples, then
+    the :func:`boundary_payloads` of its type), its payload type, the clients allowed to
+    fire it, junk payloads and generated ones (:class:`PayloadPool`)."""
 
     name: str
     payloads: tuple[Any, ...]
@@ -493,11 +470,14 @@ class Catalog:
                 seen.setdefault(repr(value), value)
         if payload_type is None:
             payloads: tuple[Any, ...] = (None,)
+            generated = payloads
         else:
-            # the examples first, then boundary values of the type (0, "", None...)
-            for value in samples(payload_type):
+            # the examples first, then the explorer's samples of the type (0, "", None...);
+            # a type nested too deep to have samples falls back on generated payloads
+            for value in boundary_payloads(payload_type):
                 seen.setdefault(repr(value), value)
-            payloads = tuple(seen.values())
+            generated = self._pool.payloads(event, payload_type)
+            payloads = tuple(seen.values()) or generated
         if any(not t.roles for t in cands):
             roles: frozenset[str] = frozenset()
             clients = tuple(range(len(self.clients)))
@@ -507,9 +487,6 @@ class Catalog:
                 i for i, (_, actor) in enumerate(self.clients) if not roles.isdisjoint(actor.roles)
             )
         junk = tuple(_junk_for(payload_type, payloads[0]))
-        generated = (
-            self._pool.payloads(event, payload_type) if payload_type is not None else payloads
-        )
         return EnabledEvent(event, payloads, payload_type, clients, roles, junk, generated)
 
 
