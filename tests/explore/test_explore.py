@@ -25,8 +25,8 @@ from statekernel.kernel import (
     replay_trace,
     sample_payloads,
 )
-from statekernel.kernel import _explore as explore_module
 from statekernel.kernel._explore import ALL_ROLES, EXPLORE_TIMES, GUEST
+from statekernel.kernel._explore import engine as explore_module
 
 from . import explore_specs as specs
 
@@ -219,10 +219,10 @@ def test_unhashable_context_is_refused_with_a_fix() -> None:
 
 
 def test_progress_callback_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(explore_module, "_PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(explore_module, "PROGRESS_EVERY", 0.0)
     calls: list[tuple[int, int, float]] = []
     explore(specs.UNBOUNDED, max_states=5000, progress=lambda *a: calls.append(a))
-    assert len(calls) >= 5000 // explore_module._CHECK_EVERY
+    assert len(calls) >= 5000 // explore_module.CHECK_EVERY
     assert [c[0] for c in calls] == sorted(c[0] for c in calls)
     assert all(states <= 5000 for states, _, _ in calls)
 

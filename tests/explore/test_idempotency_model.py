@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from statekernel.kernel import Plan, Snapshot, Spec, explore, plan, replay_trace
-from statekernel.kernel import _explore as explore_module
+from statekernel.kernel._explore import key_search as explore_module
 
 from . import explore_specs as specs
 

@@ -32,7 +32,7 @@ from statekernel.kernel import (
     decide,
     explore,
 )
-from statekernel.kernel._explore import _passing, _sends
+from statekernel.kernel._explore.moves import _passing, _sends
 
 from ..strategies import STATES, plausible_commands, small_specs
 from .twins import reference_twin, same_decision
