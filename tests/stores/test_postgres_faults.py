@@ -287,3 +287,27 @@ def test_rejections_do_not_reach_the_server_twice(pg: tuple[str, str, Connection
     FAULTS.armed = True
     assert store.handle("a", Command("withdraw", {"cents": 3}), idempotency_key="k") == first
     assert not any(s.startswith(("INSERT", "UPDATE")) for s in FAULTS.statements)
+
+
+@pytest.mark.parametrize("read", ["get", "history", "entities", "outbox", "verify", "explain"])
+def test_a_read_whose_connection_is_lost_runs_again_on_a_fresh_connection(
+    pg: tuple[str, str, ConnectionPool[Any]], read: str
+) -> None:
+    """The connection breaks right after the read's first query (a killed backend, say):
+    reading changes nothing, so the store reads again on a fresh connection instead of
+    raising StoreUnavailable."""
+    _, schema, pool = pg
+    store = PostgresStore(SPEC, pool, schema=schema)
+    store.handle("a", deposit(5))
+    reads = {
+        "get": lambda: store.get("a"),
+        "history": lambda: store.history("a"),
+        "entities": lambda: store.entities(),
+        "outbox": lambda: store.outbox(),
+        "verify": lambda: store.verify(),
+        "explain": lambda: store.explain("a"),
+    }
+    expected = reads[read]()
+    FAULTS.armed, FAULTS.count, FAULTS.fail_after = True, 0, 2  # BEGIN, then the first read
+    assert reads[read]() == expected
+    assert not FAULTS.armed and FAULTS.count == 2  # the fault did fire

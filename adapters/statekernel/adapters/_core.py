@@ -36,6 +36,7 @@ from typing import Any, Final, NamedTuple
 import attrs
 
 from statekernel.kernel import (
+    MAX_ID_LENGTH,
     MAX_PAYLOAD,
     Accepted,
     Actor,
@@ -394,6 +395,10 @@ class Core:
         part = self._scope(entity, command)
         if type(part) is not str:
             raise InvalidArgument("key scope", part, f"must give a str, not {type(part).__name__}")
+        if len(part) > MAX_ID_LENGTH:
+            raise InvalidArgument(
+                "key scope", part, f"gave {len(part)} characters; the limit is {MAX_ID_LENGTH}"
+            )
         return f"{part}\x1f{key}" if part else key
 
     def step(

@@ -3,7 +3,8 @@
 :class:`SyncStore` implements the store contract (:class:`~.base.Store`) plus ``handle_many``,
 ``explain`` and ``verify`` by driving the I/O-free :mod:`._core`. A store subclasses it and
 supplies only its driver: how to run one transaction (:meth:`SyncStore._run`) and a read
-(:meth:`SyncStore._reading`), and one method per statement (load, write, read rows, mark,
+(:meth:`SyncStore._reading`, and :meth:`SyncStore._read` where a read may run again), and one
+method per statement (load, write, read rows, mark,
 purge), each handed the connection ``C`` the transaction gave it. An asynchronous store is the
 same shape with ``await`` in these few places: the steps, the encoder, the decoder and the
 retry rules all stay in the core.
@@ -59,6 +60,12 @@ class SyncStore(Generic[C]):
         """A connection to read with. ``consistent``: one snapshot of the database until the
         block ends, which reads inside it (on this thread) share."""
         raise NotImplementedError
+
+    def _read(self, doing: str, work: Callable[[C], T], *, consistent: bool = False) -> T:
+        """``work(conn)`` on a connection from :meth:`_reading`. Reading changes nothing, so
+        a driver may run ``work`` again on a fresh connection when the one it used broke."""
+        with self._reading(doing, consistent=consistent) as conn:
+            return work(conn)
 
     def _load(
         self, conn: C, entity: str, key: str | None, lock: bool
@@ -177,20 +184,19 @@ class SyncStore(Generic[C]):
     def get(self, entity: str) -> Snapshot | None:
         """The entity's current snapshot, or ``None`` if it was never written."""
         check_identifier("entity id", entity)
-        with self._reading(f"reading {entity!r}") as conn:
-            row = self._snapshot_row(conn, entity)
+        row = self._read(f"reading {entity!r}", lambda conn: self._snapshot_row(conn, entity))
         return None if row is None else self._core.snapshot(entity, row)
 
     def history(self, entity: str) -> Sequence[AuditRecord]:
         """The entity's audit records, oldest first."""
         check_identifier("entity id", entity)
-        with self._reading(f"reading the history of {entity!r}") as conn:
-            return tuple(self._history(conn, entity))
+        return self._read(
+            f"reading the history of {entity!r}", lambda conn: tuple(self._history(conn, entity))
+        )
 
     def entities(self) -> list[str]:
         """Every entity id with a stored snapshot, sorted (by code point)."""
-        with self._reading("listing entities") as conn:
-            return sorted(self._entity_ids(conn))
+        return self._read("listing entities", lambda conn: sorted(self._entity_ids(conn)))
 
     def outbox(self, *, after: int = 0, limit: int = 100) -> list[OutboxEntry]:
         """Outbox rows with ``id > after``, oldest first, at most ``limit``, delivered or
@@ -199,16 +205,18 @@ class SyncStore(Generic[C]):
         (:class:`~statekernel.kernel.InvalidArgument` otherwise, or for a ``limit`` below 1);
         a negative ``after`` reads from the first row."""
         limit, after = check_limit(limit), check_after(after)
-        with self._reading("reading the outbox") as conn:
-            rows = list(self._outbox_rows(conn, after, limit))
+        rows = self._read(
+            "reading the outbox", lambda conn: list(self._outbox_rows(conn, after, limit))
+        )
         return [self._core.entry(row) for row in rows]
 
     def pending_outbox(self, *, limit: int = 100) -> list[OutboxEntry]:
         """Outbox rows not yet marked delivered, oldest first (by id), at most ``limit``."""
         limit = check_limit(limit)
         self._require_delivery()
-        with self._reading("reading the pending outbox") as conn:
-            rows = list(self._pending_rows(conn, limit))
+        rows = self._read(
+            "reading the pending outbox", lambda conn: list(self._pending_rows(conn, limit))
+        )
         return [self._core.entry(row) for row in rows]
 
     def mark_delivered(self, ids: Iterable[int]) -> int:
@@ -238,15 +246,15 @@ class SyncStore(Generic[C]):
     def explain(self, entity: str) -> str:
         """Every transition of ``entity`` with the context fields it changed
         (:func:`statekernel.adapters.base.explain`), read from one snapshot."""
-        with self._reading(f"explaining {entity!r}", consistent=True):
-            return explain(self, entity)
+        return self._read(
+            f"explaining {entity!r}", lambda conn: explain(self, entity), consistent=True
+        )
 
     def verify(self) -> VerifyReport:
         """Replay every entity's audit log through the kernel and report every mismatch with
         its stored snapshot (:func:`statekernel.adapters.base.verify`). Everything is read
         from one snapshot, so concurrent writers cannot cause false alarms."""
-        with self._reading("verifying", consistent=True):
-            return verify(self)
+        return self._read("verifying", lambda conn: verify(self), consistent=True)
 
     def _require_delivery(self) -> None:
         if self._delivery_problem is not None:

@@ -27,9 +27,10 @@ stays pending until it is marked. ``outbox(after=...)`` reads the outbox as hist
 not a relay cursor: on PostgreSQL a transaction that commits late can add a row with an id
 below one a reader has already seen.
 
-**What a store checks, and what it answers.** Input is checked once, by the kernel's planner,
-which every store plans through, so the stores agree: an argument or command envelope the
-calling code got wrong (an ``at`` that is not a ``datetime``, an actor id that is not a
+**What a store checks, and what it answers.** Every command is checked once, by the kernel's
+planner, which every store plans through, and every other argument once, by the shell the
+bundled stores share, so the stores agree: an argument or command envelope the calling code
+got wrong (an ``at`` that is not a ``datetime``, an actor id that is not a
 string, a ``limit`` that is not an ``int``...) raises
 :class:`~statekernel.kernel.InvalidArgument` (a ``TypeError`` and a ``ValueError``) before
 anything is read or written; a payload a client got wrong is answered with a rejection, like
@@ -46,8 +47,7 @@ deeper than :data:`~statekernel.kernel.MAX_PAYLOAD_DEPTH` levels, with an intege
 ``max_context`` characters of JSON (as the store encodes it: ASCII text on the memory and
 SQLite stores, UTF-8 ``jsonb`` on PostgreSQL) is answered ``context_too_large``. None of these
 writes anything, not even under the idempotency key (a retry runs again, so raising a limit
-takes effect at once). An HTTP adapter answers the first with 413 and the others with 422 and
-507.
+takes effect at once). Over HTTP, ``payload_too_large`` is 413 Content Too Large.
 
 **Key scopes.** By default idempotency keys are scoped by spec name: one namespace per
 workflow, so a key reused on another entity is ``idempotency_mismatch`` (which names the key

@@ -118,7 +118,7 @@ from ._postgres_sql import (
 )
 from ._shell import SyncStore
 from .base import utcnow
-from .errors import CommitOutcomeUnknown, SchemaMismatch, SchemaMissing
+from .errors import CommitOutcomeUnknown, SchemaMismatch, SchemaMissing, StoreUnavailable
 
 __all__ = ["FORMAT", "PostgresStore"]
 
@@ -402,6 +402,26 @@ class PostgresStore(SyncStore[_Tx]):
                 commit(conn)
         except psycopg.Error as exc:
             raise translate(exc, f"{doing} ({self._source.where})") from exc
+
+    def _read(self, doing: str, work: Callable[[_Tx], _T], *, consistent: bool = False) -> _T:
+        """``work`` in a read transaction; run once more on a fresh connection if the
+        connection broke under it (the server restarted, its backend was killed): reading
+        changes nothing. Inside a consistent read the outer read decides."""
+        if getattr(self._pinned, "tx", None) is not None:
+            return super()._read(doing, work, consistent=consistent)
+        used: list[Conn] = []
+
+        def run(tx: _Tx) -> _T:
+            used.append(tx.conn)
+            return work(tx)
+
+        try:
+            return super()._read(doing, run, consistent=consistent)
+        except StoreUnavailable:
+            if not used or not broken(used[-1]) or isinstance(self._source, ConnectionSource):
+                raise
+        self._source.discard_idle()
+        return super()._read(doing, work, consistent=consistent)
 
     def _load(
         self, tx: _Tx, entity: str, key: str | None, lock: bool

@@ -91,8 +91,9 @@ def test_an_unknown_key_scope_is_refused_when_the_store_is_made(make_store: Any,
         make_store(SPEC, key_scope=bad)
 
 
-def test_a_key_scope_function_must_give_text(make_store: Any) -> None:
-    store = make_store(SPEC, key_scope=lambda entity, command: 5)
+@pytest.mark.parametrize("bad", [5, None, "t" * 256])
+def test_a_key_scope_function_must_give_short_text(make_store: Any, bad: Any) -> None:
+    store = make_store(SPEC, key_scope=lambda entity, command: bad)
     with pytest.raises(InvalidArgument, match="key scope"):
         store.handle("a", deposit(1), idempotency_key="k")
     assert store.handle("a", deposit(1)).accepted  # no key, no namespace needed
