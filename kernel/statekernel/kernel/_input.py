@@ -32,7 +32,7 @@ import math
 import sys
 from collections.abc import Mapping
 from datetime import datetime
-from json.encoder import encode_basestring_ascii
+from json.encoder import encode_basestring_ascii as _encode
 from typing import Any, Final
 
 import attrs
@@ -179,7 +179,7 @@ def _str_size(value: str, room: int) -> int:
         raise _Refused(_TOO_LARGE, "")
     if value.isascii() and value.isprintable():
         return len(value) + 2 + value.count('"') + value.count("\\")
-    return len(encode_basestring_ascii(value))
+    return len(_encode(value))
 
 
 def _int_size(value: int) -> int:
@@ -251,13 +251,29 @@ def _float_size(value: float) -> int:
     return len(float.__repr__(value))
 
 
+_SHORT: Final = 512
+"""Strings shorter than this are measured by encoding them (one C call); longer ones are
+first checked against the room left, so a huge string is never copied."""
+_WORD: Final = 2**63
+
+
 def _items_size(items: Any, room: int, depth: int) -> int:
     total = 1
     for i, item in enumerate(items):
-        try:
-            total += 1 + _size(item, room - total, depth)
-        except _Refused as exc:
-            raise exc.within(f"[{i}]") from None
+        t = type(item)  # the common scalars inline; the rest through _size
+        if t is str and len(item) < _SHORT:
+            total += 1 + len(_encode(item))
+        elif t is int and -_WORD < item < _WORD:
+            total += 1 + len(str(item))
+        elif item is None or item is True:
+            total += 5
+        elif item is False:
+            total += 6
+        else:
+            try:
+                total += 1 + _size(item, room - total, depth)
+            except _Refused as exc:
+                raise exc.within(f"[{i}]") from None
         if total > room:
             raise _Refused(_TOO_LARGE, "")
     return max(total, 2)
@@ -267,13 +283,21 @@ def _pairs_size(pairs: Any, room: int, depth: int) -> int:
     total = 1
     for key, item in pairs:
         name = key if type(key) is str else _key_text(key)
-        total += 2 + _str_size(name, room - total)
-        if total > room:
-            raise _Refused(_TOO_LARGE, "")
-        try:
-            total += _size(item, room - total, depth)
-        except _Refused as exc:
-            raise exc.within(name) from None
+        total += 2 + (len(_encode(name)) if len(name) < _SHORT else _str_size(name, room - total))
+        t = type(item)  # the common scalars inline; the rest through _size
+        if t is str and len(item) < _SHORT:
+            total += len(_encode(item))
+        elif t is int and -_WORD < item < _WORD:
+            total += len(str(item))
+        elif item is None or item is True:
+            total += 4
+        elif item is False:
+            total += 5
+        else:
+            try:
+                total += _size(item, room - total, depth)
+            except _Refused as exc:
+                raise exc.within(name) from None
         if total > room:
             raise _Refused(_TOO_LARGE, "")
     return max(total, 2)
@@ -298,9 +322,15 @@ def payload_refusal(command: Command, max_payload: int | None = MAX_PAYLOAD) -> 
     hold, a value that is not plain data) or ``payload_too_large`` (canonical JSON longer than
     ``max_payload`` characters; ``None``: no limit). See the module documentation."""
     room = (1 << 62) if max_payload is None else max_payload
+    payload = command.payload
+    if payload is None and room >= 4:
+        return None
     event = command.event
     try:
-        size = _size(command.payload, room, 0)
+        if type(payload) is dict:  # the common case, one call shorter
+            size = _pairs_size(payload.items(), room, 1)
+        else:
+            size = _size(payload, room, 0)
         if size > room:
             raise _Refused(_TOO_LARGE, "")
     except _Refused as exc:

@@ -54,8 +54,7 @@ written.""",
             },
             "statekernel history app.db order-17",
             "statekernel history postgresql://app@db/app order-17 --spec myapp.flows:SPEC",
-            "statekernel history postgresql://app@db/app order-17 --spec myapp.flows:SPEC"
-            " --schema billing",
+            "statekernel history postgresql://db/app order-17 --spec app:SPEC --schema app",
         ),
     )
     history.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
@@ -83,7 +82,7 @@ written.""",
                 3: STORE_FAILED,
             },
             "statekernel verify app.db --spec myapp.flows:SPEC",
-            "statekernel verify postgresql://app@db/app --spec myapp.flows:SPEC --schema billing",
+            "statekernel verify postgresql://app@db/app --spec app:SPEC --schema billing",
         ),
     )
     verify.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
