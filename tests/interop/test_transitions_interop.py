@@ -62,6 +62,28 @@ def test_a_changed_machine_is_not_passed_off_as_its_spec() -> None:
         from_machine(machine)
 
 
+@pytest.mark.parametrize("dest", ["open", "frozen"])
+def test_a_transition_added_to_the_machine_fails_clearly_when_it_would_fire(dest: str) -> None:
+    """A transition added to the returned machine, duplicating (event, source, dest) of one
+    ``to_machine`` made or not, must not fire where the kernel said no: a clear
+    InteropError, and the model is unchanged (it used to be a raw AttributeError)."""
+    machine = to_machine(LEDGER)
+    machine.add_transition("withdraw", "open", dest)
+    model = machine.model
+    assert model.deposit({"amount": 5}) is True
+    before = model.snapshot()
+    with pytest.raises(
+        InteropError,
+        match=r"'withdraw' from 'open' to .* fired although the kernel rejected it \(forbidden",
+    ) as caught:
+        model.withdraw({"amount": 1})
+    assert "add transitions to the spec" in str(caught.value)
+    assert model.snapshot() == before
+    # where the kernel accepts, the transition to_machine made fires first, as before
+    assert model.withdraw({"amount": 1}, actor=Actor("t", roles=["teller"])) is True
+    assert model.snapshot() == Snapshot("open", LEDGER.context(balance=4), 2)
+
+
 def test_the_model_carries_context_version_and_decision() -> None:
     model = MachineModel()
     machine = to_machine(LEDGER, model)

@@ -332,3 +332,35 @@ def test_a_row_that_no_longer_fits_is_a_mismatch_on_every_database(
     lines = out.strip().splitlines()
     assert lines[0].startswith("MISMATCH a: the stored context of 'a' no longer fits 'ledger' v1")
     assert lines[1:] == ["ledger v1: 2 entities verified, 1 mismatch(es)"]
+
+
+def test_postgres_history_and_verify_read_the_schema_named_by_schema(
+    empty_pg_database: str, capsys: Any
+) -> None:
+    """``--schema`` picks the PostgreSQL schema; without it the default one is read (empty
+    here, so it is reported and nothing is created)."""
+    from statekernel.adapters.postgres import PostgresStore
+
+    with PostgresStore(SPEC, empty_pg_database, schema="billing") as store:
+        store.handle("acct", Command("deposit", {"amount": {"cents": 5}}))
+    before = _pg_objects(empty_pg_database)
+    dsn = empty_pg_database
+    code, out, err = run(capsys, "history", dsn, "acct", "--spec", TARGET, "--schema", "billing")
+    assert code == 0 and "balance: 0 -> 5" in out, err
+    code, out, err = run(capsys, "verify", dsn, "--spec", TARGET, "--schema", "billing")
+    assert (code, out.strip()) == (0, "ledger v1: 1 entities verified, ok"), err
+    code, _, err = run(capsys, "verify", dsn, "--spec", TARGET)
+    assert code == 2 and "schema 'statekernel'" in err and "has no statekernel tables" in err
+    code, _, err = run(capsys, "verify", dsn, "--spec", TARGET, "--schema", "elsewhere")
+    assert code == 2 and "schema 'elsewhere'" in err
+    assert _pg_objects(empty_pg_database) == before
+
+
+def test_schema_is_for_postgres_only(db: Path, capsys: Any) -> None:
+    for argv in (
+        ["history", str(db), "acct", "--schema", "billing"],
+        ["history", str(db), "acct", "--spec", TARGET, "--schema", "billing"],
+        ["verify", str(db), "--spec", TARGET, "--schema", "billing"],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and "--schema names a PostgreSQL schema" in err, (argv, err)

@@ -135,11 +135,18 @@ def test_losing_the_connection_after_any_statement_leaves_nothing_partial(
             store.handle(entity, setup)
         before = raw_counts(dsn, schema, entity, key)
         FAULTS.armed, FAULTS.count, FAULTS.fail_after = True, 0, n
-        with pytest.raises(StoreUnavailable, match=f"after statement {n}"):
-            store.handle(entity, command, idempotency_key=key)
-        assert raw_counts(dsn, schema, entity, key) == before, (n, FAULTS.statements)
-        # the client retries with the same key: it takes effect exactly once
-        first = store.handle(entity, command, idempotency_key=key)
+        if n == 1:
+            # lost with the statement that begins the transaction, before anything was sent
+            # that could change anything: the store begins again on a fresh connection (as it
+            # does on a stale one)
+            first = store.handle(entity, command, idempotency_key=key)
+            assert FAULTS.fail_after == n and not FAULTS.armed  # the fault did fire
+        else:
+            with pytest.raises(StoreUnavailable, match=f"after statement {n}"):
+                store.handle(entity, command, idempotency_key=key)
+            assert raw_counts(dsn, schema, entity, key) == before, (n, FAULTS.statements)
+            # the client retries with the same key: it takes effect exactly once
+            first = store.handle(entity, command, idempotency_key=key)
         assert store.handle(entity, command, idempotency_key=key) == first
         after = raw_counts(dsn, schema, entity, key)
         grew = 1 if isinstance(first, Accepted) else 0
@@ -280,3 +287,27 @@ def test_rejections_do_not_reach_the_server_twice(pg: tuple[str, str, Connection
     FAULTS.armed = True
     assert store.handle("a", Command("withdraw", {"cents": 3}), idempotency_key="k") == first
     assert not any(s.startswith(("INSERT", "UPDATE")) for s in FAULTS.statements)
+
+
+@pytest.mark.parametrize("read", ["get", "history", "entities", "outbox", "verify", "explain"])
+def test_a_read_whose_connection_is_lost_runs_again_on_a_fresh_connection(
+    pg: tuple[str, str, ConnectionPool[Any]], read: str
+) -> None:
+    """The connection breaks right after the read's first query (a killed backend, say):
+    reading changes nothing, so the store reads again on a fresh connection instead of
+    raising StoreUnavailable."""
+    _, schema, pool = pg
+    store = PostgresStore(SPEC, pool, schema=schema)
+    store.handle("a", deposit(5))
+    reads = {
+        "get": lambda: store.get("a"),
+        "history": lambda: store.history("a"),
+        "entities": lambda: store.entities(),
+        "outbox": lambda: store.outbox(),
+        "verify": lambda: store.verify(),
+        "explain": lambda: store.explain("a"),
+    }
+    expected = reads[read]()
+    FAULTS.armed, FAULTS.count, FAULTS.fail_after = True, 0, 2  # BEGIN, then the first read
+    assert reads[read]() == expected
+    assert not FAULTS.armed and FAULTS.count == 2  # the fault did fire

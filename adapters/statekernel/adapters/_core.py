@@ -31,18 +31,23 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import attrs
 
 from statekernel.kernel import (
+    MAX_ID_LENGTH,
+    MAX_PAYLOAD,
     Accepted,
+    Actor,
     AuditRecord,
     Command,
     Decision,
+    InvalidArgument,
     KeyRecord,
     PayloadError,
     Plan,
+    Rejected,
     Snapshot,
     Spec,
     UnsupportedType,
@@ -54,16 +59,19 @@ from statekernel.kernel import (
     unstructure,
 )
 
-from .base import OutboxEntry
+from .base import MAX_CONTEXT, KeyScope, OutboxEntry
 from .errors import StoreBusy, StoreCorrupt, StoreDataError, StoreError
 
 __all__ = [
+    "KEY_SCOPES",
+    "MAX_CONTEXT",
     "TEXT_JSON",
     "AuditWrite",
     "Conflict",
     "Core",
     "Json",
     "KeyRow",
+    "KeyScope",
     "KeyWrite",
     "OutboxRow",
     "Retries",
@@ -266,14 +274,71 @@ class Retries:
 
 
 def check_requests(requests: Iterable[tuple[str, Command, str | None]]) -> list[Any]:
-    """The ``(entity, command, key)`` requests of a batch as a list, every id and key checked
-    before anything runs (:class:`~statekernel.kernel.InvalidIdentifier`)."""
+    """The ``(entity, command, key)`` requests of a batch as a list, every one checked to be
+    such a triple and every id and key checked before anything runs
+    (:class:`~statekernel.kernel.InvalidArgument`,
+    :class:`~statekernel.kernel.InvalidIdentifier`)."""
+    if isinstance(requests, str | bytes) or not isinstance(requests, Iterable):
+        raise InvalidArgument(
+            "requests", requests, "must be an iterable of (entity, command, key) triples"
+        )
     items = list(requests)
-    for entity, _, key in items:
+    for i, item in enumerate(items):
+        if not isinstance(item, tuple | list) or len(item) != 3:
+            raise InvalidArgument(
+                f"request {i}",
+                item,
+                "must be an (entity id, command, idempotency key or None) triple",
+            )
+        entity, _, key = item
         check_identifier("entity id", entity)
         if key is not None:
             check_identifier("idempotency key", key)
     return items
+
+
+# -- limits and key scopes ----------------------------------------------------------------------
+
+
+def _by_entity(entity: str, command: Command) -> str:
+    return entity
+
+
+def _by_actor(entity: str, command: Command) -> str:
+    actor = command.actor
+    return actor.id if isinstance(actor, Actor) and type(actor.id) is str else ""
+
+
+KEY_SCOPES: Final[Mapping[str, KeyScope | None]] = {
+    "spec": None,
+    "entity": _by_entity,
+    "actor": _by_actor,
+}
+"""The key scopes a store can be made with by name: ``"spec"`` (the default: one namespace
+per spec, so a key reused on another entity is an ``idempotency_mismatch``), ``"entity"``
+(each entity its own namespace) and ``"actor"`` (each actor its own; commands without an
+actor share the spec's). Any :data:`KeyScope` function may be given instead, for tenants say:
+``key_scope=lambda entity, command: entity.split("/")[0]``."""
+
+
+def _key_scope(scope: str | KeyScope) -> KeyScope | None:
+    if isinstance(scope, str):
+        if scope not in KEY_SCOPES:
+            raise InvalidArgument(
+                "key_scope", scope, f"must be one of {', '.join(KEY_SCOPES)} or a function"
+            )
+        return KEY_SCOPES[scope]
+    if not callable(scope):
+        raise InvalidArgument(
+            "key_scope", scope, f"must be a name or a function, not {type(scope).__name__}"
+        )
+    return scope
+
+
+def _limit(what: str, value: int | None) -> int | None:
+    if value is not None and (type(value) is not int or value < 1):
+        raise InvalidArgument(what, value, "must be a positive int (characters) or None")
+    return value
 
 
 # -- the core -----------------------------------------------------------------------------------
@@ -290,14 +355,29 @@ class Core:
     """Everything a store does for ``spec`` that is not I/O (see the module documentation).
 
     ``json`` is the store's JSON flavour; ``cache_limit`` bounds the snapshot cache (``None``:
-    unbounded, for a store that keeps everything in memory anyway).
+    unbounded, for a store that keeps everything in memory anyway). ``max_payload`` and
+    ``max_context`` are the store's size limits (``None``: none): a larger payload is
+    answered ``payload_too_large`` before it is decided (the planner measures it), an accepted
+    transition whose new context encodes to more characters ``context_too_large``; neither
+    writes anything, not even under the key. ``key_scope`` names the namespace of idempotency
+    keys (:data:`KEY_SCOPES`).
     """
 
     def __init__(
-        self, spec: Spec, json: Json = TEXT_JSON, *, cache_limit: int | None = _CACHE_LIMIT
+        self,
+        spec: Spec,
+        json: Json = TEXT_JSON,
+        *,
+        cache_limit: int | None = _CACHE_LIMIT,
+        max_payload: int | None = MAX_PAYLOAD,
+        max_context: int | None = MAX_CONTEXT,
+        key_scope: str | KeyScope = "spec",
     ) -> None:
         self.spec = spec
         self.json = json
+        self.max_payload = _limit("max_payload", max_payload)
+        self.max_context = _limit("max_context", max_context)
+        self._scope = _key_scope(key_scope)
         self._dumps = json.dumps
         self._loads = json.loads
         self._where = f"{spec.name!r} v{spec.version}"
@@ -306,6 +386,21 @@ class Core:
 
     # -- the step between load and write ----------------------------------------------------
 
+    def slot(self, entity: str, command: Command, key: str | None) -> str | None:
+        """Where the record under ``key`` is kept: the key itself in the spec's namespace,
+        else ``namespace + "\\x1f" + key`` (a key holds no control character, so slots of
+        different namespaces never collide)."""
+        if key is None or self._scope is None:
+            return key
+        part = self._scope(entity, command)
+        if type(part) is not str:
+            raise InvalidArgument("key scope", part, f"must give a str, not {type(part).__name__}")
+        if len(part) > MAX_ID_LENGTH:
+            raise InvalidArgument(
+                "key scope", part, f"gave {len(part)} characters; the limit is {MAX_ID_LENGTH}"
+            )
+        return f"{part}\x1f{key}" if part else key
+
     def step(
         self,
         entity: str,
@@ -313,10 +408,12 @@ class Core:
         key: str | None,
         snapshot: SnapshotRow | None,
         stored: KeyRow | None,
+        slot: str | None = None,
     ) -> tuple[Decision, Writes | None]:
         """Plan ``command`` on what was loaded; return the answer and the rows to write
         (``None``: write nothing). The snapshot row is not decoded when a record under the
-        key was found: the plan is then the stored answer or a mismatch, which need none."""
+        key was found: the plan is then the stored answer or a mismatch, which need none.
+        ``slot`` is where the key's record was loaded from (:meth:`slot`)."""
         record = None
         current = None
         if stored is not None:
@@ -324,15 +421,33 @@ class Core:
             record = KeyRecord(key, stored[0], stored[1], self.answer(stored[2]), stored[3])
         elif snapshot is not None:
             current = self.snapshot(entity, snapshot)
-        p = plan(self.spec, entity, current, command, key, record)
+        p = plan(self.spec, entity, current, command, key, record, max_payload=self.max_payload)
         if not p.writes:
             return p.decision, None
-        return p.decision, self.encode(entity, current, p)
+        writes = self.encode(entity, current, p, slot)
+        limit = self.max_context
+        if limit is not None and writes.snapshot is not None:
+            size = len(writes.snapshot.context)
+            if size > limit:
+                return self._too_large(entity, command.event, size, limit), None
+        return p.decision, writes
+
+    @staticmethod
+    def _too_large(entity: str, event: str, size: int, limit: int) -> Rejected:
+        return Rejected(
+            "context_too_large",
+            f"{event!r} on {entity!r} would store a context of {size} characters of JSON, "
+            f"over the store's limit of {limit}; nothing was written",
+            {"event": event, "size": size, "limit": limit},
+        )
 
     # -- the one encoder of the write set ---------------------------------------------------
 
-    def encode(self, entity: str, current: Snapshot | None, p: Plan) -> Writes:
-        """Every row of ``p``'s write set as the store will write it, or
+    def encode(
+        self, entity: str, current: Snapshot | None, p: Plan, slot: str | None = None
+    ) -> Writes:
+        """Every row of ``p``'s write set as the store will write it (the key record under
+        ``slot``, by default the key itself), or
         :class:`~.errors.StoreDataError` (before anything is written) for a context that
         would not read back equal or a value the JSON flavour cannot hold."""
         dumps = self._dumps
@@ -394,7 +509,8 @@ class Core:
                     answer = dumps(decision_to_data(decision))
                 if kr.at is not (None if rec is None else rec.at):
                     at_text = None if kr.at is None else kr.at.isoformat()
-                key = _new(KeyWrite, (kr.key, kr.entity, kr.fingerprint, answer, kr.at, at_text))
+                where = kr.key if slot is None else slot
+                key = _new(KeyWrite, (where, kr.entity, kr.fingerprint, answer, kr.at, at_text))
         except StoreDataError as exc:
             raise StoreDataError(self._refusal(p, entity, str(exc))) from exc
         except (UnsupportedType, ValueError, TypeError, OverflowError) as exc:

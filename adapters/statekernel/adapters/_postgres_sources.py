@@ -16,7 +16,16 @@ from psycopg_pool import ConnectionPool
 from ._postgres_sql import where
 from .errors import StoreError, StoreUnavailable
 
-__all__ = ["ConnectionSource", "DsnSource", "PoolSource", "Source", "begin", "commit", "rollback"]
+__all__ = [
+    "ConnectionSource",
+    "DsnSource",
+    "PoolSource",
+    "Source",
+    "begin",
+    "broken",
+    "commit",
+    "rollback",
+]
 
 Conn = psycopg.Connection[Any]
 
@@ -40,6 +49,10 @@ class Source:
 
     def reopen(self) -> None:
         """Drop connections that may be stale."""
+
+    def discard_idle(self) -> None:
+        """Drop (or check and replace) the idle connections: one of them was found broken,
+        so the others, which idled through the same restart, are suspect too."""
 
     def close(self) -> None:
         """Release what the store opened itself."""
@@ -105,6 +118,9 @@ class DsnSource(Source):
         for conn in idle:
             conn.close()
 
+    def discard_idle(self) -> None:
+        self._drop_idle()
+
     def reopen(self) -> None:
         self._drop_idle()
         with self._lock:
@@ -130,6 +146,9 @@ class PoolSource(Source):
             yield conn
 
     fresh = borrow
+
+    def discard_idle(self) -> None:
+        self.pool.check()  # each idle connection is tested; broken ones are replaced
 
     def reopen(self) -> None:
         self.pool.check()
@@ -180,18 +199,30 @@ class ConnectionSource(Source):
                 )
 
 
-def begin(conn: Conn, consistent: bool = False) -> None:
-    """READ COMMITTED, or (``consistent``) one REPEATABLE READ, read-only snapshot."""
+def begin(conn: Conn, consistent: bool = False, settings: bytes = b"") -> None:
+    """READ COMMITTED, or (``consistent``) one REPEATABLE READ, read-only snapshot; then
+    ``settings`` (``SET LOCAL`` statements, sent in the same round trip)."""
+    extra = b"; " + settings if settings else b""
     if consistent:
         conn.execute(
-            b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-            if conn.autocommit
-            else b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            (
+                b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                if conn.autocommit
+                else b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            )
+            + extra
         )
     elif conn.autocommit:
-        conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED")
+        conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED" + extra)
     elif conn.isolation_level != psycopg.IsolationLevel.READ_COMMITTED:
-        conn.execute(b"SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        conn.execute(b"SET TRANSACTION ISOLATION LEVEL READ COMMITTED" + extra)
+    elif settings:
+        conn.execute(settings)
+
+
+def broken(conn: Conn) -> bool:
+    """Whether ``conn`` is beyond use (closed, or its server went away)."""
+    return conn.closed or conn.broken
 
 
 def commit(conn: Conn) -> None:

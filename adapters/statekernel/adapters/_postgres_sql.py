@@ -172,14 +172,17 @@ def ambiguous(exc: psycopg.Error) -> bool:
 def translate(exc: psycopg.Error, doing: str) -> StoreError:
     """The store error for a driver error (raise it ``from exc``)."""
     text = f"PostgreSQL failed while {doing}: {str(exc).strip() or type(exc).__name__}"
-    if isinstance(
-        exc,
-        pg_errors.SerializationFailure
-        | pg_errors.DeadlockDetected
-        | pg_errors.LockNotAvailable
-        | pg_errors.QueryCanceled,
-    ):
+    if isinstance(exc, pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
+        return StoreBusy(
+            f"{text} (the store's lock_timeout or statement_timeout expired); nothing was "
+            "written, retry with the same idempotency key"
+        )
+    if isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
         return StoreBusy(text)
+    if (exc.sqlstate or "").startswith("54"):  # program_limit_exceeded and its kin
+        return StoreDataError(
+            f"{text} (a value is beyond what PostgreSQL can store or index); nothing was written"
+        )
     if isinstance(exc, pg_errors.InsufficientPrivilege | pg_errors.ReadOnlySqlTransaction):
         return StoreReadOnly(text)
     if isinstance(

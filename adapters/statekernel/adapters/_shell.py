@@ -3,7 +3,8 @@
 :class:`SyncStore` implements the store contract (:class:`~.base.Store`) plus ``handle_many``,
 ``explain`` and ``verify`` by driving the I/O-free :mod:`._core`. A store subclasses it and
 supplies only its driver: how to run one transaction (:meth:`SyncStore._run`) and a read
-(:meth:`SyncStore._reading`), and one method per statement (load, write, read rows, mark,
+(:meth:`SyncStore._reading`, and :meth:`SyncStore._read` where a read may run again), and one
+method per statement (load, write, read rows, mark,
 purge), each handed the connection ``C`` the transaction gave it. An asynchronous store is the
 same shape with ``await`` in these few places: the steps, the encoder, the decoder and the
 retry rules all stay in the core.
@@ -22,8 +23,8 @@ from statekernel.kernel import AuditRecord, Command, Decision, Snapshot, Spec, c
 
 from ._audit import VerifyReport, explain, verify
 from ._core import Conflict, Core, KeyRow, OutboxRow, Retries, SnapshotRow, Writes, check_requests
-from .base import OutboxEntry, check_limit, outbox_ids, stamp
-from .errors import SchemaMismatch
+from .base import OutboxEntry, check_after, check_cutoff, check_limit, outbox_ids, stamp
+from .errors import CommitOutcomeUnknown, SchemaMismatch
 
 __all__ = ["SyncStore"]
 
@@ -60,11 +61,18 @@ class SyncStore(Generic[C]):
         block ends, which reads inside it (on this thread) share."""
         raise NotImplementedError
 
+    def _read(self, doing: str, work: Callable[[C], T], *, consistent: bool = False) -> T:
+        """``work(conn)`` on a connection from :meth:`_reading`. Reading changes nothing, so
+        a driver may run ``work`` again on a fresh connection when the one it used broke."""
+        with self._reading(doing, consistent=consistent) as conn:
+            return work(conn)
+
     def _load(
         self, conn: C, entity: str, key: str | None, lock: bool
     ) -> tuple[SnapshotRow | None, KeyRow | None]:
-        """The entity's snapshot row and the row under ``key`` (``lock``: a re-run, which may
-        lock the snapshot row so as not to lose again)."""
+        """The entity's snapshot row and the row kept under ``key`` (the key's slot, see
+        :meth:`~._core.Core.slot`; ``lock``: a re-run, which may lock the snapshot row so as
+        not to lose again)."""
         raise NotImplementedError
 
     def _write(self, conn: C, writes: Writes) -> None:
@@ -98,9 +106,16 @@ class SyncStore(Generic[C]):
 
     # -- the transaction script --------------------------------------------------------------
 
-    def _transact(self, work: Callable[[C, bool], T], doing: Callable[[], str]) -> T:
+    def _transact(
+        self,
+        work: Callable[[C, bool], T],
+        doing: Callable[[], str],
+        keys: Sequence[str | None] = (),
+    ) -> T:
         """Run ``work(conn, rerun)`` in a transaction, again (``rerun=True``) after each
-        :class:`~._core.Conflict` while :attr:`_retries` allows."""
+        :class:`~._core.Conflict` while :attr:`_retries` allows. ``keys`` are the idempotency
+        keys of the requests the work handles (none: work that is harmless to repeat), for
+        the advice a :class:`~.errors.CommitOutcomeUnknown` gives."""
         rerun = 0
         while True:
             try:
@@ -108,14 +123,18 @@ class SyncStore(Generic[C]):
             except Conflict as exc:
                 if rerun >= self._retries.limit:
                     raise self._retries.exhausted(exc, doing()) from (exc.__cause__ or exc)
+            except CommitOutcomeUnknown as exc:
+                raise CommitOutcomeUnknown(f"{exc}; {_advice(keys)}") from (exc.__cause__ or exc)
             rerun += 1
             time.sleep(self._retries.delay(rerun, self._random))
 
     def _step(
         self, conn: C, entity: str, command: Command, key: str | None, lock: bool
     ) -> Decision:
-        decision, writes = self._core.step(
-            entity, command, key, *self._load(conn, entity, key, lock)
+        core = self._core
+        slot = core.slot(entity, command, key)
+        decision, writes = core.step(
+            entity, command, key, *self._load(conn, entity, slot, lock), slot
         )
         if writes is not None:
             self._write(conn, writes)
@@ -129,8 +148,11 @@ class SyncStore(Generic[C]):
         """Decide ``command`` on ``entity`` and commit the plan's whole write set in one
         transaction; return the decision (for a key already answered, the first answer,
         marked ``replayed``). Raises :class:`~statekernel.kernel.InvalidIdentifier` for a bad
-        entity id or key and a :class:`~.errors.StoreError` when storing fails; nothing is
-        written in either case (but see :class:`~.errors.CommitOutcomeUnknown`)."""
+        entity id or key, :class:`~statekernel.kernel.InvalidCommand` for a malformed command
+        (both are :class:`~statekernel.kernel.InvalidArgument`) and a
+        :class:`~.errors.StoreError` when storing fails; nothing is written in any of these
+        cases (but see :class:`~.errors.CommitOutcomeUnknown`). A payload a client got wrong
+        is not an error but a rejection (``invalid_payload``, ``payload_too_large``)."""
         check_identifier("entity id", entity)
         if idempotency_key is not None:
             check_identifier("idempotency key", idempotency_key)
@@ -138,14 +160,16 @@ class SyncStore(Generic[C]):
         return self._transact(
             lambda conn, rerun: self._step(conn, entity, command, idempotency_key, rerun),
             lambda: f"handling {command.event!r} on {entity!r}",
+            (idempotency_key,),
         )
 
     def handle_many(self, requests: Iterable[tuple[str, Command, str | None]]) -> list[Decision]:
         """Handle several ``(entity, command, idempotency_key)`` requests in one transaction,
         in order, each seeing the writes of those before it: the decisions are the ones
         :meth:`handle` would give one by one, but all the writes commit together or none do
-        (one commit for the whole batch). Every id and key is checked before anything runs;
-        commands without a time all get the same one."""
+        (one commit for the whole batch). Every request is checked to be such a triple, and
+        every id and key checked, before anything runs; a malformed command rolls the whole
+        batch back. Commands without a time all get the same one."""
         items = check_requests(requests)
         if not items:
             return []
@@ -154,41 +178,45 @@ class SyncStore(Generic[C]):
         return self._transact(
             lambda conn, rerun: [self._step(conn, e, c, k, rerun) for e, c, k in items],
             lambda: f"handling a batch of {len(items)}",
+            [k for _, _, k in items],
         )
 
     def get(self, entity: str) -> Snapshot | None:
         """The entity's current snapshot, or ``None`` if it was never written."""
         check_identifier("entity id", entity)
-        with self._reading(f"reading {entity!r}") as conn:
-            row = self._snapshot_row(conn, entity)
+        row = self._read(f"reading {entity!r}", lambda conn: self._snapshot_row(conn, entity))
         return None if row is None else self._core.snapshot(entity, row)
 
     def history(self, entity: str) -> Sequence[AuditRecord]:
         """The entity's audit records, oldest first."""
         check_identifier("entity id", entity)
-        with self._reading(f"reading the history of {entity!r}") as conn:
-            return tuple(self._history(conn, entity))
+        return self._read(
+            f"reading the history of {entity!r}", lambda conn: tuple(self._history(conn, entity))
+        )
 
     def entities(self) -> list[str]:
         """Every entity id with a stored snapshot, sorted (by code point)."""
-        with self._reading("listing entities") as conn:
-            return sorted(self._entity_ids(conn))
+        return self._read("listing entities", lambda conn: sorted(self._entity_ids(conn)))
 
     def outbox(self, *, after: int = 0, limit: int = 100) -> list[OutboxEntry]:
         """Outbox rows with ``id > after``, oldest first, at most ``limit``, delivered or
         not: the outbox as history, not a relay cursor (see :mod:`~.base`); a relay uses
-        :meth:`pending_outbox` and :meth:`mark_delivered`."""
-        check_limit(limit)
-        with self._reading("reading the outbox") as conn:
-            rows = list(self._outbox_rows(conn, after, limit))
+        :meth:`pending_outbox` and :meth:`mark_delivered`. ``after`` and ``limit`` are ints
+        (:class:`~statekernel.kernel.InvalidArgument` otherwise, or for a ``limit`` below 1);
+        a negative ``after`` reads from the first row."""
+        limit, after = check_limit(limit), check_after(after)
+        rows = self._read(
+            "reading the outbox", lambda conn: list(self._outbox_rows(conn, after, limit))
+        )
         return [self._core.entry(row) for row in rows]
 
     def pending_outbox(self, *, limit: int = 100) -> list[OutboxEntry]:
         """Outbox rows not yet marked delivered, oldest first (by id), at most ``limit``."""
-        check_limit(limit)
+        limit = check_limit(limit)
         self._require_delivery()
-        with self._reading("reading the pending outbox") as conn:
-            rows = list(self._pending_rows(conn, limit))
+        rows = self._read(
+            "reading the pending outbox", lambda conn: list(self._pending_rows(conn, limit))
+        )
         return [self._core.entry(row) for row in rows]
 
     def mark_delivered(self, ids: Iterable[int]) -> int:
@@ -209,6 +237,7 @@ class SyncStore(Generic[C]):
         """Delete the key records first answered before ``older_than`` (a naive time is taken
         as UTC) and return how many were deleted. After a purge a retry of such a key is a
         new request, so keep keys at least as long as any client may retry."""
+        check_cutoff(older_than)
         return self._transact(
             lambda conn, rerun: self._purge(conn, older_than),
             lambda: "purging idempotency keys",
@@ -217,15 +246,15 @@ class SyncStore(Generic[C]):
     def explain(self, entity: str) -> str:
         """Every transition of ``entity`` with the context fields it changed
         (:func:`statekernel.adapters.base.explain`), read from one snapshot."""
-        with self._reading(f"explaining {entity!r}", consistent=True):
-            return explain(self, entity)
+        return self._read(
+            f"explaining {entity!r}", lambda conn: explain(self, entity), consistent=True
+        )
 
     def verify(self) -> VerifyReport:
         """Replay every entity's audit log through the kernel and report every mismatch with
         its stored snapshot (:func:`statekernel.adapters.base.verify`). Everything is read
         from one snapshot, so concurrent writers cannot cause false alarms."""
-        with self._reading("verifying", consistent=True):
-            return verify(self)
+        return self._read("verifying", lambda conn: verify(self), consistent=True)
 
     def _require_delivery(self) -> None:
         if self._delivery_problem is not None:
@@ -242,3 +271,24 @@ class SyncStore(Generic[C]):
     def close(self) -> None:
         """Release the store's connections (the ones it opened itself)."""
         raise NotImplementedError
+
+
+def _advice(keys: Sequence[str | None]) -> str:
+    """What to do after a commit whose outcome is unknown, for requests under ``keys``."""
+    if not keys:
+        return "running it again is harmless"
+    if all(k is not None for k in keys):
+        return (
+            "retry with the same idempotency key: the store answers from the key record if "
+            "the write landed"
+        )
+    if any(k is not None for k in keys):
+        return (
+            "retry the requests that carried an idempotency key with the same key; for the "
+            "others, read their entity's history first, since running them again may apply "
+            "them twice"
+        )
+    return (
+        "the request carried no idempotency key, so read the entity's history before sending "
+        "it again: running it again may apply it twice"
+    )

@@ -39,6 +39,7 @@ __all__ = [
     "SELECT_SNAPSHOT",
     "SELECT_SNAPSHOT_AND_KEY",
     "UPDATE_SNAPSHOT",
+    "commit_outcome_known",
     "has_table",
     "micros",
     "translate_error",
@@ -189,7 +190,7 @@ def micros(at: datetime) -> int:
 # -- error translation: the one place sqlite3 errors become store errors ----------------------
 
 _BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
-_READONLY = {8}  # SQLITE_READONLY
+_READONLY = {3, 8}  # SQLITE_PERM, SQLITE_READONLY
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _UNAVAILABLE = {10, 13, 14}  # SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
 
@@ -204,7 +205,12 @@ def translate_error(exc: sqlite3.Error, doing: str = "") -> StoreError:
     if primary in _BUSY or "locked" in low or "busy" in low:
         return StoreBusy(f"the database stayed locked{where}: {text}; nothing was written")
     if primary in _READONLY or "readonly" in low or "read-only" in low:
-        return StoreReadOnly(f"the database is read-only{where}: {text}")
+        return StoreReadOnly(f"the database cannot be written{where}: {text}")
+    if primary == 13:  # SQLITE_FULL
+        return StoreUnavailable(
+            f"the disk (or the database's max_page_count) is full{where}: {text}; nothing "
+            "was written"
+        )
     if primary in _CORRUPT or "not a database" in low or "malformed" in low:
         return StoreCorrupt(f"the database is corrupt or not a database{where}: {text}")
     if isinstance(exc, sqlite3.IntegrityError):
@@ -220,6 +226,41 @@ def translate_error(exc: sqlite3.Error, doing: str = "") -> StoreError:
     ):
         return StoreUnavailable(f"the database is unavailable{where}: {text}")
     return StoreError(f"SQLite error{where}: {text}")
+
+
+_COMMIT_REFUSED = {
+    3,  # SQLITE_PERM
+    5,  # SQLITE_BUSY
+    6,  # SQLITE_LOCKED
+    7,  # SQLITE_NOMEM
+    8,  # SQLITE_READONLY
+    9,  # SQLITE_INTERRUPT
+    11,  # SQLITE_CORRUPT
+    13,  # SQLITE_FULL
+    14,  # SQLITE_CANTOPEN
+    19,  # SQLITE_CONSTRAINT (a deferred constraint)
+    26,  # SQLITE_NOTADB
+}
+"""Primary result codes with which a failed COMMIT certainly did not commit: SQLite refused
+before the commit record was complete (and rolled back, or kept the transaction open)."""
+
+_COMMIT_REFUSED_IO = {
+    266,  # SQLITE_IOERR_READ
+    522,  # SQLITE_IOERR_SHORT_READ
+    778,  # SQLITE_IOERR_WRITE: the log or database write failed, so no commit record
+    3082,  # SQLITE_IOERR_NOMEM
+}
+"""Extended I/O error codes with which a failed COMMIT certainly did not commit. Every other
+I/O error (a failed fsync, say, after the commit record was written: the record may survive
+in the log and be recovered) leaves the outcome unknown."""
+
+
+def commit_outcome_known(exc: sqlite3.Error) -> bool:
+    """Whether a failed ``COMMIT`` that raised ``exc`` certainly committed nothing."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return False
+    return (code & 0xFF) in _COMMIT_REFUSED or code in _COMMIT_REFUSED_IO
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:

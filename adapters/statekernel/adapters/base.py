@@ -27,6 +27,39 @@ stays pending until it is marked. ``outbox(after=...)`` reads the outbox as hist
 not a relay cursor: on PostgreSQL a transaction that commits late can add a row with an id
 below one a reader has already seen.
 
+**What a store checks, and what it answers.** Every command is checked once, by the kernel's
+planner, which every store plans through, and every other argument once, by the shell the
+bundled stores share, so the stores agree: an argument or command envelope the calling code
+got wrong (an ``at`` that is not a ``datetime``, an actor id that is not a
+string, a ``limit`` that is not an ``int``...) raises
+:class:`~statekernel.kernel.InvalidArgument` (a ``TypeError`` and a ``ValueError``) before
+anything is read or written; a payload a client got wrong is answered with a rejection, like
+every refusal of :func:`~statekernel.kernel.decide`. Neither ever comes back as
+``spec_fault``, which means the spec is wrong.
+
+**Size limits.** Every store takes ``max_payload`` and ``max_context`` (characters; default
+1 MiB each, :data:`~statekernel.kernel.MAX_PAYLOAD` and :data:`MAX_CONTEXT`; ``None``: no
+limit). A payload whose canonical JSON (compact, ASCII) is longer than ``max_payload`` is
+answered ``payload_too_large`` before it is decided, at no cost of copies; a payload nested
+deeper than :data:`~statekernel.kernel.MAX_PAYLOAD_DEPTH` levels, with an integer of more than
+:data:`~statekernel.kernel.MAX_INT_DIGITS` digits or a float JSON cannot hold is
+``invalid_payload``. An accepted transition whose new context encodes to more than
+``max_context`` characters of JSON (as the store encodes it: ASCII text on the memory and
+SQLite stores, UTF-8 ``jsonb`` on PostgreSQL) is answered ``context_too_large``. None of these
+writes anything, not even under the idempotency key (a retry runs again, so raising a limit
+takes effect at once). Over HTTP, ``payload_too_large`` is 413 Content Too Large.
+
+**Key scopes.** By default idempotency keys are scoped by spec name: one namespace per
+workflow, so a key reused on another entity is ``idempotency_mismatch`` (which names the key
+but not the other entity, whose existence is not the caller's business). ``key_scope``, chosen
+when the store is made, narrows it, as the IETF Idempotency-Key draft recommends for keys that
+clients pick: ``"actor"`` (each actor id its own namespace; commands without an actor share
+the spec's), ``"entity"`` (each entity its own) or a :data:`KeyScope` function of the entity
+id and the command, for tenants (``key_scope=lambda entity, command: entity.split("/")[0]``).
+The audit trail keeps the key as the client sent it; ``purge_keys`` purges every namespace.
+Change the scope of a store with data only with care: records kept under the old scope are not
+found under the new one, so a retry across the change runs again.
+
 **How the bundled stores are built.** ``MemoryStore``, ``SqliteStore`` and ``PostgresStore``
 share one I/O-free core (``_core``): the rows to load, the step that decodes them, plans and
 encodes the write set, the decoder of every stored row, the snapshot cache and the rules for
@@ -40,22 +73,34 @@ its JSON flavour, where its connections come from, and how its driver's errors m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
-from statekernel.kernel import AuditRecord, Command, Decision, Snapshot, Spec
+from statekernel.kernel import (
+    AuditRecord,
+    Command,
+    Decision,
+    InvalidArgument,
+    InvalidCommand,
+    Snapshot,
+    Spec,
+)
 
 from ._audit import Mismatch, VerifyReport, explain, verify
 
 __all__ = [
+    "MAX_CONTEXT",
+    "KeyScope",
     "Mismatch",
     "OutboxEntry",
     "Store",
     "VerifyReport",
     "as_utc",
+    "check_after",
+    "check_cutoff",
     "check_limit",
     "explain",
     "outbox_ids",
@@ -63,6 +108,15 @@ __all__ = [
     "utcnow",
     "verify",
 ]
+
+
+MAX_CONTEXT: Final = 1 << 20
+"""The default limit on a stored context (``max_context``): 1 MiB of JSON text, as the store
+encodes it."""
+
+KeyScope = Callable[[str, Command], str]
+"""``(entity id, command) -> namespace``: the namespace of idempotency keys a request's key
+belongs to, within its spec's (``""``: the spec's own). See ``key_scope`` above."""
 
 
 def utcnow() -> datetime:
@@ -76,7 +130,11 @@ def as_utc(at: datetime) -> datetime:
 
 
 def stamp(command: Command, now: datetime) -> Command:
-    """``command`` with ``at`` set to ``now`` unless the caller already supplied a time."""
+    """``command`` with ``at`` set to ``now`` unless the caller already supplied a time
+    (:class:`~statekernel.kernel.InvalidCommand` if ``command`` is not a ``Command``; the
+    planner checks the rest of it)."""
+    if not isinstance(command, Command):
+        raise InvalidCommand("command", command, f"must be a Command, not {type(command).__name__}")
     if command.at is not None:
         return command
     return Command(command.event, command.payload, command.actor, command.expected_version, now)
@@ -106,14 +164,39 @@ class OutboxEntry:
         return (self.spec, self.entity, self.version, self.name)
 
 
+_ROW_IDS = 2**63 - 1
+"""The largest id (and row count) a 64-bit column holds: bigger limits and cursors are cut to
+it, so every store reads the same rows for them."""
+
+
 def check_limit(limit: int) -> int:
-    """``limit`` if it is a positive ``int``; otherwise raise ``ValueError`` (or
-    ``TypeError`` for a non-integer)."""
+    """``limit`` if it is an ``int`` (not a ``bool``) of at least 1, cut to the largest row
+    count a store can hold; otherwise :class:`~statekernel.kernel.InvalidArgument` (a
+    ``TypeError`` and a ``ValueError``)."""
     if type(limit) is not int:
-        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+        raise InvalidArgument("limit", limit, f"must be an int, not {type(limit).__name__}")
     if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    return limit
+        raise InvalidArgument("limit", limit, "must be at least 1")
+    return min(limit, _ROW_IDS)
+
+
+def check_after(after: int) -> int:
+    """An outbox cursor (``after``: rows with a larger id) if it is an ``int`` (not a
+    ``bool``), cut to the range of ids (a negative cursor reads from the first row, one past
+    the largest id reads nothing); otherwise :class:`~statekernel.kernel.InvalidArgument`."""
+    if type(after) is not int:
+        raise InvalidArgument("after", after, f"must be an int, not {type(after).__name__}")
+    return min(max(after, 0), _ROW_IDS)
+
+
+def check_cutoff(older_than: datetime) -> datetime:
+    """A purge cutoff if it is a ``datetime`` (a naive one is taken as UTC), otherwise
+    :class:`~statekernel.kernel.InvalidArgument`."""
+    if not isinstance(older_than, datetime):
+        raise InvalidArgument(
+            "older_than", older_than, f"must be a datetime, not {type(older_than).__name__}"
+        )
+    return older_than
 
 
 _ID_RANGE = range(-(2**63), 2**63)
@@ -121,14 +204,15 @@ _ID_RANGE = range(-(2**63), 2**63)
 
 def outbox_ids(ids: Iterable[int]) -> frozenset[int]:
     """The distinct outbox ids in ``ids`` that a 64-bit id column can hold (others name no
-    row); raise ``TypeError`` naming any that is not an ``int`` (``bool`` included), before
-    anything is written."""
-    if isinstance(ids, str | bytes):
-        raise TypeError("ids must be an iterable of outbox ids (ints), not a string")
+    row); raise :class:`~statekernel.kernel.InvalidArgument` naming any that is not an
+    ``int`` (``bool`` included), or for ``ids`` that is not an iterable, before anything is
+    written."""
+    if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
+        raise InvalidArgument("ids", ids, "must be an iterable of outbox ids (ints)")
     found = set()
     for i in ids:
         if type(i) is not int:
-            raise TypeError(f"outbox ids are ints; got {i!r} ({type(i).__name__})")
+            raise InvalidArgument("outbox id", i, f"must be an int, not {type(i).__name__}")
         if i in _ID_RANGE:
             found.add(i)
     return frozenset(found)
@@ -142,7 +226,8 @@ class Store(Protocol):
     A store answers a command it refuses with a :class:`~statekernel.kernel.Rejected`
     decision, as :func:`~statekernel.kernel.decide` does; unlike ``decide`` it raises when it
     cannot do its own job, always one of the typed errors of :mod:`statekernel.adapters.errors`
-    (or ``InvalidIdentifier``, ``TypeError``, ``ValueError`` for a malformed argument)."""
+    (or a :class:`~statekernel.kernel.InvalidArgument`, which is both a ``TypeError`` and a
+    ``ValueError``, for a malformed argument or command)."""
 
     spec: Spec
 

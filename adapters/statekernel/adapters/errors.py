@@ -7,11 +7,17 @@ read-only or holds another spec's data, or a value cannot be stored. Each of tho
 :class:`StoreError` (itself a :class:`~statekernel.kernel.StatekernelError`), so one
 ``except StoreError`` catches them all, and each is also the builtin exception users expect
 (:class:`StoreBusy` is a ``TimeoutError``, :class:`StoreUnavailable` a ``ConnectionError``).
-Besides these, a store raises :class:`~statekernel.kernel.InvalidIdentifier` (a
-``ValueError``) for an entity id or idempotency key of the wrong shape, and ``TypeError`` or
-``ValueError`` for a bad argument (a ``limit`` below 1, outbox ids that are not ints, an
-unknown ``synchronous`` mode). Unless the error says otherwise (:class:`CommitOutcomeUnknown`),
-nothing was written.
+Besides these, a store raises a :class:`~statekernel.kernel.InvalidArgument` (both a
+``TypeError`` and a ``ValueError``) for a bad argument from the calling code:
+:class:`~statekernel.kernel.InvalidIdentifier` for an entity id or idempotency key of the
+wrong shape, :class:`~statekernel.kernel.InvalidCommand` for a command whose envelope is
+malformed (an ``at`` that is not a ``datetime``, an actor id that is not a string, roles that
+are not strings, an ``expected_version`` that is not an ``int``), and ``InvalidArgument``
+itself for the rest (a ``limit`` below 1, an ``after`` or outbox id that is not an ``int``, a
+purge cutoff that is not a ``datetime``, a batch request that is not a triple). A client's
+bad payload is not an error: it is answered with a rejection (``invalid_payload``,
+``payload_too_large``), like every refusal of :func:`~statekernel.kernel.decide`. Unless the
+error says otherwise (:class:`CommitOutcomeUnknown`), nothing was written.
 
 Driver exceptions (``sqlite3.Error``, ``psycopg.Error``) never escape a store raw: each store
 translates them in one place and chains the original (``raise ... from exc``).
@@ -45,14 +51,17 @@ class StoreBusy(StoreError, TimeoutError):
 
 
 class StoreUnavailable(StoreError, ConnectionError):
-    """The database cannot be reached or the connection broke before the write committed.
-    Nothing was written."""
+    """The database cannot be reached, cannot take writes for now (a full disk, a failed
+    write), or the connection broke before the write committed. Nothing was written."""
 
 
 class CommitOutcomeUnknown(StoreUnavailable):
-    """The connection broke during COMMIT and the store could not find out whether the write
-    landed. Retry with the same idempotency key: the store answers from the key record if it
-    did."""
+    """COMMIT failed in a way that leaves its outcome unknown (the connection broke during it
+    and the store could not find out whether the write landed, or the disk failed after the
+    commit record was written), and only then: a COMMIT the database certainly refused raises
+    the error that says why, with nothing written. The message says what to do: retry with
+    the same idempotency key (the store answers from the key record if the write landed), or,
+    for a request that carried none, read the entity's history before sending it again."""
 
 
 class SchemaMismatch(StoreError):

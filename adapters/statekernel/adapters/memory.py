@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
-from statekernel.kernel import AuditRecord, Spec
+from statekernel.kernel import MAX_PAYLOAD, AuditRecord, Spec
 
-from ._core import Core, KeyRow, OutboxRow, SnapshotRow, Writes
+from ._core import MAX_CONTEXT, Core, KeyRow, KeyScope, OutboxRow, SnapshotRow, Writes
 from ._shell import SyncStore
 from .base import as_utc, utcnow
 from .errors import StoreCorrupt
@@ -56,12 +56,30 @@ class _Transaction:
 
 
 class MemoryStore(SyncStore[_Transaction]):
-    """An in-memory store for ``spec``. Thread-safe; every ``handle`` is atomic."""
+    """An in-memory store for ``spec``. Thread-safe; every ``handle`` is atomic.
 
-    def __init__(self, spec: Spec, *, clock: Callable[[], datetime] = utcnow) -> None:
+    ``clock`` stamps commands that carry no ``at`` and outbox rows marked delivered;
+    ``max_payload``, ``max_context`` and ``key_scope`` are the size limits and the namespace
+    of idempotency keys every store takes (see :mod:`statekernel.adapters.base`)."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        max_payload: int | None = MAX_PAYLOAD,
+        max_context: int | None = MAX_CONTEXT,
+        key_scope: str | KeyScope = "spec",
+    ) -> None:
         self.spec = spec
         self._clock = clock
-        self._core = Core(spec, cache_limit=None)
+        self._core = Core(
+            spec,
+            cache_limit=None,
+            max_payload=max_payload,
+            max_context=max_context,
+            key_scope=key_scope,
+        )
         self._lock = threading.RLock()
         self._tables = _Tables()
 

@@ -74,9 +74,19 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from statekernel.kernel import AuditRecord, Spec
+from statekernel.kernel import MAX_PAYLOAD, AuditRecord, InvalidArgument, Spec
 
-from ._core import Conflict, Core, KeyRow, OutboxRow, Retries, SnapshotRow, Writes
+from ._core import (
+    MAX_CONTEXT,
+    Conflict,
+    Core,
+    KeyRow,
+    KeyScope,
+    OutboxRow,
+    Retries,
+    SnapshotRow,
+    Writes,
+)
 from ._postgres_sources import (
     Conn,
     ConnectionSource,
@@ -84,6 +94,7 @@ from ._postgres_sources import (
     PoolSource,
     Source,
     begin,
+    broken,
     commit,
     rollback,
 )
@@ -107,11 +118,22 @@ from ._postgres_sql import (
 )
 from ._shell import SyncStore
 from .base import utcnow
-from .errors import CommitOutcomeUnknown, SchemaMismatch, SchemaMissing
+from .errors import CommitOutcomeUnknown, SchemaMismatch, SchemaMissing, StoreUnavailable
 
 __all__ = ["FORMAT", "PostgresStore"]
 
 _T = TypeVar("_T")
+_LONGEST_TIMEOUT = 2**31 // 1000  # seconds: PostgreSQL keeps timeouts as int milliseconds
+
+
+def _seconds(what: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0.001 <= value <= _LONGEST_TIMEOUT:
+        raise InvalidArgument(
+            what, value, f"must be seconds between 0.001 and {_LONGEST_TIMEOUT}, or None"
+        )
+    return float(value)
 
 
 class _Tx:
@@ -137,6 +159,15 @@ class PostgresStore(SyncStore[_Tx]):
     outbox rows marked delivered. ``create=False`` opens an existing schema without creating
     or changing anything (for readers such as ``statekernel verify``).
 
+    ``lock_timeout`` and ``statement_timeout`` (seconds; ``None`` leaves the server's setting)
+    bound every statement of every transaction the store runs, set with ``SET LOCAL`` in the
+    round trip that begins it (so a pool's connections keep their own settings): a command
+    stuck behind a row lock another session holds, or a statement that runs too long, is
+    cancelled and raises :class:`~statekernel.adapters.errors.StoreBusy` with nothing written,
+    to be retried with its idempotency key. ``max_payload``, ``max_context`` and ``key_scope``
+    are the size limits and the namespace of idempotency keys every store takes (see
+    :mod:`statekernel.adapters.base`).
+
     Raises :class:`~statekernel.adapters.errors.SchemaMismatch` if ``schema`` holds data
     written for another version of the spec,
     :class:`~statekernel.adapters.errors.SchemaMissing` (with ``create=False``) if it holds no
@@ -154,6 +185,11 @@ class PostgresStore(SyncStore[_Tx]):
         schema: str = "statekernel",
         connect_timeout: float = 5.0,
         create: bool = True,
+        lock_timeout: float | None = 5.0,
+        statement_timeout: float | None = 30.0,
+        max_payload: int | None = MAX_PAYLOAD,
+        max_context: int | None = MAX_CONTEXT,
+        key_scope: str | KeyScope = "spec",
     ) -> None:
         if type(schema) is not str or not schema or not schema.isprintable() or len(schema) > 63:
             raise ValueError(f"schema must be a PostgreSQL identifier, got {schema!r}")
@@ -165,7 +201,19 @@ class PostgresStore(SyncStore[_Tx]):
         self._clock = clock
         self._create = bool(create)
         self._delivery_problem: str | None = None
-        self._core = Core(spec, JSONB)
+        self.lock_timeout = _seconds("lock_timeout", lock_timeout)
+        self.statement_timeout = _seconds("statement_timeout", statement_timeout)
+        self._settings = b"; ".join(
+            f"SET LOCAL {name} = {round(value * 1000)}".encode()
+            for name, value in (
+                ("lock_timeout", self.lock_timeout),
+                ("statement_timeout", self.statement_timeout),
+            )
+            if value is not None
+        )
+        self._core = Core(
+            spec, JSONB, max_payload=max_payload, max_context=max_context, key_scope=key_scope
+        )
         self._retries = Retries(max_retries)
         self._random = random.Random()
         self._pinned = threading.local()  # the connection of a consistent read, per thread
@@ -187,29 +235,47 @@ class PostgresStore(SyncStore[_Tx]):
     # -- plumbing ------------------------------------------------------------------------
 
     @contextmanager
-    def _connection(self, doing: str) -> Iterator[Conn]:
-        """A borrowed connection; every driver error inside becomes a store error."""
-        try:
-            with self._source.borrow() as conn:
+    def _begun(self, consistent: bool = False) -> Iterator[Conn]:
+        """A borrowed connection inside a new transaction, bounded by the store's timeouts.
+
+        A connection that turns out broken at BEGIN went stale while it sat idle (the server
+        restarted, or its backend was killed): nothing was sent that could change anything,
+        so it is dropped together with the other idle connections (which idled through the
+        same event) and the transaction begins on a fresh one. So the first call after the
+        server is back works, instead of one failure per stale connection."""
+        with self._source.borrow() as conn:
+            try:
+                begin(conn, consistent, self._settings)
+            except psycopg.OperationalError:
+                if not broken(conn):
+                    raise
+            else:
                 yield conn
-        except psycopg.Error as exc:
-            raise translate(exc, f"{doing} ({self._source.where})") from exc
+                return
+        self._source.discard_idle()
+        with self._source.borrow() as conn:
+            begin(conn, consistent, self._settings)
+            yield conn
 
     @contextmanager
-    def _transaction(self, conn: Conn) -> Iterator[None]:
-        """BEGIN ... COMMIT for setup: rolled back if the block raises."""
-        begin(conn)
+    def _transaction(self, doing: str) -> Iterator[Conn]:
+        """BEGIN ... COMMIT for setup: rolled back if the block raises; every driver error
+        inside becomes a store error."""
         try:
-            yield
-        except BaseException:
-            rollback(conn)
-            raise
-        commit(conn)
+            with self._begun() as conn:
+                try:
+                    yield conn
+                except BaseException:
+                    rollback(conn)
+                    raise
+                commit(conn)
+        except psycopg.Error as exc:
+            raise translate(exc, f"{doing} ({self._source.where})") from exc
 
     def _inspect(self) -> Found:
         """Read the catalog (in a read-only transaction): which of the store's tables,
         indexes and columns exist, and the spec's meta row."""
-        with self._connection("reading the schema") as conn, self._transaction(conn):
+        with self._transaction("reading the schema") as conn:
             conn.execute(b"SET TRANSACTION READ ONLY")
             tables = frozenset(
                 row[0]
@@ -273,7 +339,7 @@ class PostgresStore(SyncStore[_Tx]):
             return
         if found.complete and found.meta is not None:
             return  # nothing to create: no DDL, so no table locks at start-up
-        with self._connection("creating the schema") as conn, self._transaction(conn):
+        with self._transaction("creating the schema") as conn:
             conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (lock_id(self.schema),))
             for ddl in DDL:
                 conn.execute(render(ddl, self.schema))
@@ -290,9 +356,8 @@ class PostgresStore(SyncStore[_Tx]):
         """``work`` in one READ COMMITTED transaction. A transaction that wrote nothing is
         rolled back; one whose COMMIT got no reply is resolved by :meth:`_resolve`."""
         try:
-            with self._source.borrow() as conn:
+            with self._begun() as conn:
                 tx = _Tx(conn)
-                begin(conn)
                 try:
                     result = work(tx, rerun)
                 except BaseException:
@@ -323,8 +388,7 @@ class PostgresStore(SyncStore[_Tx]):
             yield pinned
             return
         try:
-            with self._source.borrow() as conn:
-                begin(conn, consistent)
+            with self._begun(consistent) as conn:
                 tx = _Tx(conn)
                 if consistent:
                     self._pinned.tx = tx
@@ -338,6 +402,26 @@ class PostgresStore(SyncStore[_Tx]):
                 commit(conn)
         except psycopg.Error as exc:
             raise translate(exc, f"{doing} ({self._source.where})") from exc
+
+    def _read(self, doing: str, work: Callable[[_Tx], _T], *, consistent: bool = False) -> _T:
+        """``work`` in a read transaction; run once more on a fresh connection if the
+        connection broke under it (the server restarted, its backend was killed): reading
+        changes nothing. Inside a consistent read the outer read decides."""
+        if getattr(self._pinned, "tx", None) is not None:
+            return super()._read(doing, work, consistent=consistent)
+        used: list[Conn] = []
+
+        def run(tx: _Tx) -> _T:
+            used.append(tx.conn)
+            return work(tx)
+
+        try:
+            return super()._read(doing, run, consistent=consistent)
+        except StoreUnavailable:
+            if not used or not broken(used[-1]) or isinstance(self._source, ConnectionSource):
+                raise
+        self._source.discard_idle()
+        return super()._read(doing, work, consistent=consistent)
 
     def _load(
         self, tx: _Tx, entity: str, key: str | None, lock: bool
@@ -405,7 +489,7 @@ class PostgresStore(SyncStore[_Tx]):
                 time.sleep(self._retries.delay(attempt + 4, self._random))
             try:
                 with self._source.fresh() as conn:
-                    begin(conn)
+                    begin(conn, False, self._settings)
                     try:
                         landed = self._landed(conn, first)
                     finally:
@@ -418,8 +502,7 @@ class PostgresStore(SyncStore[_Tx]):
             raise Conflict(f"the COMMIT on {self._source.where} did not land ({lost})")
         raise CommitOutcomeUnknown(
             f"the connection to {self._source.where} broke during COMMIT of a write on "
-            f"{first.entity!r} ({lost}) and the outcome could not be checked ({problem}); "
-            "retry with the same idempotency key"
+            f"{first.entity!r} ({lost}) and the outcome could not be checked ({problem})"
         ) from lost
 
     def _landed(self, conn: Conn, w: Writes) -> bool:

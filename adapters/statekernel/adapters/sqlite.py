@@ -77,9 +77,9 @@ from typing import Any, Literal, TypeVar
 
 import sqlite_utils
 
-from statekernel.kernel import AuditRecord, Spec, check_identifier
+from statekernel.kernel import MAX_PAYLOAD, AuditRecord, Spec, check_identifier
 
-from ._core import Core, KeyRow, OutboxRow, SnapshotRow, Writes
+from ._core import MAX_CONTEXT, Core, KeyRow, KeyScope, OutboxRow, SnapshotRow, Writes
 from ._shell import SyncStore
 from ._sqlite_sql import (
     DELIVERY_MIGRATION,
@@ -98,6 +98,7 @@ from ._sqlite_sql import (
     SELECT_SNAPSHOT,
     SELECT_SNAPSHOT_AND_KEY,
     UPDATE_SNAPSHOT,
+    commit_outcome_known,
     has_table,
     micros,
     translate_error,
@@ -210,6 +211,8 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
     ``create=False`` opens an existing database without changing it (no tables, migrations or
     journal-mode switch; for readers such as ``statekernel verify``): it raises
     :class:`~.errors.SchemaMissing` if the database holds no data of ``spec``.
+    ``max_payload``, ``max_context`` and ``key_scope`` are the size limits and the namespace
+    of idempotency keys every store takes (see :mod:`statekernel.adapters.base`).
     """
 
     def __init__(
@@ -221,6 +224,9 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
         busy_timeout: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
         create: bool = True,
+        max_payload: int | None = MAX_PAYLOAD,
+        max_context: int | None = MAX_CONTEXT,
+        key_scope: str | KeyScope = "spec",
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
@@ -234,7 +240,9 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
         self._delivery_problem: str | None = None
         self._scope = spec.name
         self._lock = threading.RLock()
-        self._core = Core(spec)
+        self._core = Core(
+            spec, max_payload=max_payload, max_context=max_context, key_scope=key_scope
+        )
         self._path: str | None = None
         self._uri = False
         self._conn: sqlite3.Connection | None = None
@@ -436,24 +444,28 @@ class SqliteStore(SyncStore[sqlite3.Connection]):
                     "the connection is inside a transaction the store did not open; the store "
                     "owns transaction boundaries"
                 )
-            committing = False
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = work(conn, rerun)
-                    committing = True
-                    conn.execute("COMMIT")
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.Error as exc:
+                        # SQLite kept the transaction open, or refused before the commit
+                        # record was complete: nothing committed, the error says why. Only
+                        # a failure after that (an fsync, say) leaves the outcome unknown.
+                        if not conn.in_transaction and not commit_outcome_known(exc):
+                            raise CommitOutcomeUnknown(
+                                f"COMMIT failed while {doing()} after SQLite began writing "
+                                f"the commit record ({exc}), so it may have landed"
+                            ) from exc
+                        raise
                 except BaseException:
                     if conn.in_transaction:
                         with contextlib.suppress(sqlite3.Error):
                             conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                if committing and not conn.in_transaction:
-                    raise CommitOutcomeUnknown(
-                        f"COMMIT failed while {doing()} and SQLite ended the transaction: "
-                        f"{exc}; retry with the same idempotency key"
-                    ) from exc
                 raise translate_error(exc, doing()) from exc
             return result
 

@@ -118,8 +118,31 @@ class _Bridge:
         event_data.statekernel_decision = self.decide(event_data)
 
     def apply(self, event_data: Any) -> None:
-        """``before_state_change``: the accepted decision's context and version."""
-        decision = event_data.statekernel_decision
+        """``before_state_change``: the accepted decision's context and version. A machine
+        transition that fires although the kernel rejected the trigger, or moves elsewhere
+        than the kernel decided, was added to the machine after :func:`to_machine` made it:
+        refused (:class:`InteropError`, nothing changes), since the kernel decides every
+        trigger."""
+        decision: Decision = event_data.statekernel_decision
+        transition = event_data.transition
+        dest = transition.source if transition.dest is None else transition.dest
+        if not decision.accepted or decision.snapshot.state != dest:
+            verdict = (
+                f"rejected it ({decision.code}: {decision.message})"
+                if not decision.accepted
+                else f"moved the entity to {decision.snapshot.state!r}"
+            )
+            raise InteropError(
+                f"machine {self.spec.name!r}",
+                [
+                    f"transition {event_data.event.name!r} from {transition.source!r} to "
+                    f"{dest!r} fired although the kernel {verdict}: it was added to the "
+                    "machine, not made by to_machine. Every trigger is decided by the kernel, "
+                    "so add transitions to the spec and call to_machine again (use the "
+                    "machine's callbacks, not extra transitions, to run code on a change); "
+                    "nothing changed"
+                ],
+            )
         event_data.model.context = decision.snapshot.context
         event_data.model.version = decision.snapshot.version
 

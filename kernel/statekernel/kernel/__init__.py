@@ -9,7 +9,14 @@ imports only the standard library and attrs (Hypothesis only inside
 
 from ._codec import PayloadError, UnsupportedType, checker_for, structurer_for, unstructure
 from ._decision import decide
-from ._errors import InvalidIdentifier, Problem, SpecError, StatekernelError
+from ._errors import (
+    InvalidArgument,
+    InvalidCommand,
+    InvalidIdentifier,
+    Problem,
+    SpecError,
+    StatekernelError,
+)
 from ._explore import (
     ExploreReport,
     ExploreViolation,
@@ -17,6 +24,7 @@ from ._explore import (
     explore,
     sample_payloads,
 )
+from ._input import MAX_INT_DIGITS, MAX_PAYLOAD, MAX_PAYLOAD_DEPTH, check_command
 from ._model import (
     CODES,
     Accepted,
@@ -54,6 +62,9 @@ from ._trace import (
 __all__ = [
     "CODES",
     "MAX_ID_LENGTH",
+    "MAX_INT_DIGITS",
+    "MAX_PAYLOAD",
+    "MAX_PAYLOAD_DEPTH",
     "TRACE_FORMAT",
     "VIOLATION_CODES",
     "Accepted",
@@ -66,6 +77,8 @@ __all__ = [
     "ExploreViolation",
     "ExploreWarning",
     "Guard",
+    "InvalidArgument",
+    "InvalidCommand",
     "InvalidIdentifier",
     "Invariant",
     "KeyRecord",
@@ -85,6 +98,7 @@ __all__ = [
     "Transition",
     "UnsupportedType",
     "assert_trace_passes",
+    "check_command",
     "check_identifier",
     "checker_for",
     "decide",

@@ -34,9 +34,14 @@ CODES: Final = (
     "invariant_violated",
     "spec_fault",
     "idempotency_mismatch",
+    "payload_too_large",
+    "context_too_large",
 )
-"""Every stable rejection code, in the order ``decide`` checks them (the last is the
-planner's)."""
+"""Every stable rejection code: the first eight in the order ``decide`` checks them, then the
+planner's (``idempotency_mismatch``; ``payload_too_large``, a payload larger than the store's
+limit, refused before it is decided) and the stores' (``context_too_large``: the accepted
+transition would store a context larger than the store's limit). The planner also answers a
+payload that is not plain data within bounds ``invalid_payload`` before deciding it."""
 
 
 def _roles(value: Iterable[str] | str) -> frozenset[str]:

@@ -8,12 +8,20 @@ same transaction, and commits.
 
 Rules, in order:
 
-1. The entity id and key are checked first (:class:`~statekernel.kernel.InvalidIdentifier`).
+1. The entity id, the key and the command's envelope are checked first; a malformed one is a
+   bug in the calling code and raises (:class:`~statekernel.kernel.InvalidIdentifier`,
+   :class:`~statekernel.kernel.InvalidCommand`). Then the payload is screened: one that is
+   not plain data within bounds (too deep, an integer too long, a float JSON cannot hold) is
+   answered ``invalid_payload``, one larger than ``max_payload`` ``payload_too_large`` (see
+   :mod:`._input`). Neither writes anything, not even under the key, so a retry runs again.
+   This is the one boundary where caller input is checked: every store plans through here.
 2. If a record exists under the key: the same request gets the first answer back, equal,
    marked ``replayed`` (see :attr:`~statekernel.kernel.Accepted.replayed`), and nothing is
    written; a different request under that key is ``idempotency_mismatch``
    and nothing is written. This comes *before* the version check, so a retry of a command
-   that already moved the entity on still gets its original answer.
+   that already moved the entity on still gets its original answer. The mismatch names the
+   key but not the entity it was first used on (that would tell one client about another's
+   requests).
 3. Otherwise :func:`~statekernel.kernel.decide` runs on the snapshot (or the spec's start
    snapshot for an entity never seen). An accepted decision writes the snapshot, the audit
    record (carrying the key) and the outbox; with a key, the answer is also recorded under
@@ -22,9 +30,12 @@ Rules, in order:
    not remembered (a retry after the fix runs again).
 
 Keys are scoped by spec name (one namespace per workflow), not per entity: reusing a key on a
-different entity is a client bug and is reported as ``idempotency_mismatch``. Stores keep key
-records until they are purged (``purge_keys(older_than=...)``); after a purge a retry of that
-key is treated as a new request, so keep keys at least as long as clients may retry.
+different entity is a client bug and is reported as ``idempotency_mismatch``. A store may
+narrow the namespace further (its ``key_scope``: per actor, per entity or per tenant), as the
+IETF Idempotency-Key draft recommends; the planner sees only the records of the caller's
+namespace. Stores keep key records until they are purged (``purge_keys(older_than=...)``);
+after a purge a retry of that key is treated as a new request, so keep keys at least as long
+as clients may retry.
 """
 
 from __future__ import annotations
@@ -34,32 +45,12 @@ from datetime import datetime
 import attrs
 
 from ._decision import decide
-from ._errors import InvalidIdentifier
+from ._input import MAX_ID_LENGTH, MAX_PAYLOAD, check_command, check_identifier, payload_refusal
 from ._model import Accepted, AuditRecord, Command, Decision, Message, Rejected, Snapshot
 from ._serial import request_fingerprint
 from ._spec import Spec
 
 __all__ = ["MAX_ID_LENGTH", "KeyRecord", "Plan", "check_identifier", "plan"]
-
-MAX_ID_LENGTH = 255
-"""The longest entity id or idempotency key accepted, in characters."""
-
-
-def check_identifier(what: str, value: object) -> str:
-    """Return ``value`` if it is a usable entity id or key, else raise
-    :class:`~statekernel.kernel.InvalidIdentifier`: it must be a non-empty ``str`` of at most
-    :data:`MAX_ID_LENGTH` characters without control characters."""
-    if type(value) is not str:
-        raise InvalidIdentifier(what, value, f"must be a str, not {type(value).__name__}")
-    if not value:
-        raise InvalidIdentifier(what, value, "must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidIdentifier(
-            what, value, f"is {len(value)} characters long; the limit is {MAX_ID_LENGTH}"
-        )
-    if not value.isprintable():
-        raise InvalidIdentifier(what, value, "must not contain control characters")
-    return value
 
 
 @attrs.frozen
@@ -103,16 +94,25 @@ def plan(
     command: Command,
     key: str | None = None,
     stored: KeyRecord | None = None,
+    *,
+    max_payload: int | None = MAX_PAYLOAD,
 ) -> Plan:
     """Plan ``command`` on ``entity`` given what the store loaded: ``current`` (``None`` for a
-    new entity) and ``stored``, the record under ``key`` if there is one."""
+    new entity) and ``stored``, the record under ``key`` if there is one. ``max_payload`` is
+    the store's limit on the payload's size (``None``: no limit; see the module
+    documentation for the rules)."""
     check_identifier("entity id", entity)
+    check_command(command)
+    if key is not None:
+        check_identifier("idempotency key", key)
+    refused = payload_refusal(command, max_payload)
+    if refused is not None:
+        return Plan(refused)
     if key is None:
         d = decide(spec, current if current is not None else spec.start(), command)
         if isinstance(d, Accepted):
             return Plan(d, snapshot=d.snapshot, record=d.record, outbox=d.effects)
         return Plan(d)
-    check_identifier("idempotency key", key)
     fingerprint = request_fingerprint(entity, command)
     if stored is not None:
         if stored.key != key:
@@ -122,9 +122,8 @@ def plan(
         return Plan(
             Rejected(
                 "idempotency_mismatch",
-                f"idempotency key {key!r} was first used for a different request"
-                + ("" if stored.entity == entity else f" (on entity {stored.entity!r})"),
-                {"key": key, "entity": stored.entity},
+                f"idempotency key {key!r} was first used for a different request",
+                {"key": key},
             )
         )
     d = decide(spec, current if current is not None else spec.start(), command)

@@ -202,15 +202,16 @@ def test_a_caller_mutating_an_answer_rewrites_nothing(make_store: Any) -> None:
 
 
 def test_retry_answer_equals_first_answer_with_non_json_values(make_store: Any) -> None:
-    """Tuples and nested values in payloads, effects and rejection details come back from a
-    retry exactly as the first answer had them."""
+    """Tuples and nested values in payloads and effects, and the details of a rejection, come
+    back from a retry exactly as the first answer had them."""
     store = make_store(SPEC)
     cmd = Command("deposit", {"amount": {"cents": 3}, "tags": ("x", "y")})
     first = store.handle("a", cmd, idempotency_key="k1")
     assert store.handle("a", cmd, idempotency_key="k1") == first
-    stale = Command("withdraw", {"cents": 1}, expected_version=(1,))  # type: ignore[arg-type]
+    stale = Command("withdraw", {"cents": 1}, expected_version=7)
     rejected = store.handle("a", stale, idempotency_key="k2")
     assert rejected.code == "version_conflict"
+    assert rejected.details == {"expected": 7, "actual": 1}
     assert store.handle("a", stale, idempotency_key="k2") == rejected
 
 

@@ -54,6 +54,7 @@ written.""",
             },
             "statekernel history app.db order-17",
             "statekernel history postgresql://app@db/app order-17 --spec myapp.flows:SPEC",
+            "statekernel history postgresql://db/app order-17 --spec app:SPEC --schema app",
         ),
     )
     history.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
@@ -63,6 +64,7 @@ written.""",
         metavar="TARGET",
         help="module.path:ATTR or path/file.py:ATTR; explain each transition's changes",
     )
+    _schema_option(history)
     history.set_defaults(run=run_history)
     summary = "Replay every entity's audit log and compare it with the stored snapshot."
     verify = sub.add_parser(
@@ -80,13 +82,24 @@ written.""",
                 3: STORE_FAILED,
             },
             "statekernel verify app.db --spec myapp.flows:SPEC",
+            "statekernel verify postgresql://app@db/app --spec app:SPEC --schema billing",
         ),
     )
     verify.add_argument("db", metavar="DB", help="a SQLite file or a postgresql:// DSN")
     verify.add_argument(
         "--spec", metavar="TARGET", required=True, help="module.path:ATTR or path/file.py:ATTR"
     )
+    _schema_option(verify)
     verify.set_defaults(run=run_verify)
+
+
+def _schema_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--schema",
+        metavar="NAME",
+        help="the PostgreSQL schema holding the store's tables (default: statekernel); "
+        "PostgreSQL only",
+    )
 
 
 def _is_dsn(db: str) -> bool:
@@ -120,11 +133,16 @@ def _postgres_module() -> Any:
         ) from exc
 
 
-def open_store(db: str, spec: Spec) -> Any:
+def open_store(db: str, spec: Spec, schema: str | None = None) -> Any:
     """A store for ``spec`` on ``db`` that creates and writes nothing: a SQLite file opened
-    read-only, or a PostgreSQL DSN; both with ``create=False``. The caller closes it."""
+    read-only, or a PostgreSQL DSN (in ``schema``, by default the store's own default);
+    both with ``create=False``. The caller closes it."""
     if _is_dsn(db):
-        return _postgres_module().PostgresStore(spec, db, create=False)
+        options: dict[str, Any] = {"create": False}
+        if schema is not None:
+            options["schema"] = schema
+        return _postgres_module().PostgresStore(spec, db, **options)
+    _no_schema(db, schema)
     from statekernel.adapters.sqlite import SqliteStore, stored_specs
 
     conn = _sqlite_readonly(db)
@@ -138,12 +156,21 @@ def open_store(db: str, spec: Spec) -> Any:
     return SqliteStore(spec, _readonly_uri(db), create=False)
 
 
+def _no_schema(db: str, schema: str | None) -> None:
+    """Refuse ``--schema`` for a SQLite file."""
+    if schema is not None:
+        raise StoreArgumentError(
+            f"--schema names a PostgreSQL schema, but {db} is a SQLite file (a SQLite file "
+            "has no schemas; the specs in it are told apart by name)"
+        )
+
+
 def run_history(args: argparse.Namespace) -> int:
     """Print the entity's history: with ``--spec``, the explanation (state and context
     changes); without, every stored audit row as one JSON object per line."""
     if args.spec is not None:
         spec = load_spec(args.spec)
-        store = open_store(args.db, spec)
+        store = open_store(args.db, spec, args.schema)
         try:
             if not store.history(args.entity):
                 raise _unknown_entity(args, f" of spec {spec.name!r}", list(store.entities()))
@@ -153,6 +180,7 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     if _is_dsn(args.db):
         raise StoreArgumentError("history of a PostgreSQL database needs --spec TARGET")
+    _no_schema(args.db, args.schema)
     from statekernel.adapters.sqlite import read_audit_rows, read_entity_ids, stored_specs
 
     conn = _sqlite_readonly(args.db)
@@ -198,7 +226,7 @@ def _unknown_entity(args: argparse.Namespace, of: str, known: list[str]) -> Stor
 def run_verify(args: argparse.Namespace) -> int:
     """Replay every entity's audit log; print each mismatch and exit 1, or exit 0."""
     spec = load_spec(args.spec)
-    store = open_store(args.db, spec)
+    store = open_store(args.db, spec, args.schema)
     try:
         report = store.verify() if hasattr(store, "verify") else verify(store)
     finally:
